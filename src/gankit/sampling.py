@@ -1,0 +1,61 @@
+"""Draw samples from a trained run: a PNG grid or raw float32 arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit import config as config_lib
+from gankit.data import build_dataset
+from gankit.errors import GankitError
+from gankit.latent import build_prior
+from gankit.nets import build_nets
+from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.training.hooks import save_samples
+from gankit.training.loop import pick_device
+from gankit.utils import atomic_write
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    if checkpoint == "latest":
+        return latest_checkpoint(run_dir)
+    return Path(checkpoint)
+
+
+@torch.no_grad()
+def generate(run_dir: Path, n: int, checkpoint: str = "latest", seed: int = 0,
+             network: str = "G_ema", batch_size: int = 256) -> tuple[torch.Tensor, object]:
+    """(samples (n, *data_shape) on the CPU, dataset) from a run's checkpoint."""
+    payload = load_checkpoint(resolve_checkpoint(Path(run_dir), checkpoint))
+    cfg = config_lib.from_dict(payload["config"])
+    device = pick_device(cfg.train.device)
+    dataset = build_dataset(cfg.data)
+    G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
+    G.load_state_dict(payload[network])
+    G.to(device).eval()
+    prior = build_prior(cfg.model)
+    noise = torch.Generator(device).manual_seed(seed)
+    chunks = []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        labels = (torch.arange(start, start + count, device=device) % dataset.num_classes
+                  if dataset.num_classes else None)
+        chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
+    return torch.cat(chunks), dataset
+
+
+def sample_to_file(run_dir: Path, n: int, out: Path, checkpoint: str = "latest", seed: int = 0) -> Path:
+    out = Path(out)
+    if out.suffix not in (".png", ".npy"):
+        raise GankitError(f"--out must end in .png (a grid) or .npy (raw samples), not '{out.name}'.")
+    if n <= 0:
+        raise GankitError(f"--n must be positive, not {n}.")
+    samples, dataset = generate(run_dir, n, checkpoint, seed)
+    if out.suffix == ".npy":
+        # (N, 2) for points; (N, C, H, W) in [-1, 1] for images.
+        atomic_write(out, lambda tmp: np.save(open(tmp, "wb"), samples.numpy().astype(np.float32)))
+    else:
+        save_samples(samples, out, dataset)
+    return out
