@@ -161,6 +161,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return [_coerce(v, item, key) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads `1e-3` (no dot) as a string; users mean the number
+            return float(value)
+        except ValueError:
+            pass
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a name like `data.name=10` stays a string
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
@@ -178,7 +183,8 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             raise GankitError(f"unknown config key '{key}'{_suggest_key(key)}")
         if dataclasses.is_dataclass(hints[name]):
             if not isinstance(value, dict):
-                raise GankitError(f"{key} is a section; set one of its keys such as {key}.{dataclasses.fields(hints[name])[0].name}.")
+                example = dataclasses.fields(hints[name])[0].name
+                raise GankitError(f"{key} is a section; set one of its keys such as {key}.{example}.")
             kwargs[name] = _build(hints[name], value, f"{key}.")
         else:
             kwargs[name] = _coerce(value, hints[name], key)
