@@ -9,7 +9,7 @@ from gankit.config import DataConfig, LossConfig, ModelConfig
 from gankit.data import build_dataset, list_datasets
 from gankit.errors import GankitError
 from gankit.latent import PRIORS
-from gankit.losses import build_loss, list_losses
+from gankit.losses import Batch, build_loss, list_losses
 from gankit.nets import build_nets, list_models
 
 SHAPES = [(2,), (1, 28, 28), (3, 32, 32), (3, 64, 64)]
@@ -60,9 +60,10 @@ def test_loss_contract(name):
     loss = build_loss(LossConfig(name=name))
     torch.manual_seed(0)
     nets = build_nets(ModelConfig(name="mlp", z_dim=4, width=16, depth=2), (2,))
-    real, fake = torch.randn(8, 2), nets.G(torch.randn(8, 4))
-    d_terms = loss.discriminator(nets.D, real, fake.detach(), None)
-    g_terms = loss.generator(nets.D, fake, None)
+    real, z = torch.randn(8, 2), torch.randn(8, 4)
+    fake = nets.G(z)
+    d_terms = loss.discriminator(nets, Batch(real=real, fake=fake.detach(), z=z, labels=None))
+    g_terms = loss.generator(nets, Batch(real=real, fake=fake, z=z, labels=None))
     for terms, prefix in ((d_terms, "D/"), (g_terms, "G/")):
         assert terms and all(k.startswith(prefix) for k in terms)
         total = sum(terms.values())

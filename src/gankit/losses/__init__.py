@@ -1,19 +1,33 @@
 """The loss registry: one small object per GAN formulation.
 
-A loss turns the networks and a batch into named terms, `{"D/adv": tensor}` for the D phase and
-`{"G/adv": tensor}` for the G phase; the loop sums the terms, backpropagates, and logs each by
-name. Penalties (gradient penalty, R1, ...) are separate objects with their own weight and
-interval, so no formulation carries an `if` for them.
+The loop hands a loss the networks and a `Batch`; the loss returns named terms,
+`{"D/adv": tensor}` in the D phase and `{"G/adv": tensor}` in the G phase. The loop sums the
+terms, backpropagates, and logs each by name. Penalties (gradient penalty, R1, ...) are separate
+objects with their own weight and interval, so no formulation carries an `if` for them.
+A loss that needs more than D's logits (ACGAN's classifier, VEEGAN's reconstructor, CycleGAN's
+cycle term) overrides `discriminator`/`generator` and reads what it needs from `nets`/`batch`.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from dataclasses import dataclass
 
+import torch
+
+from gankit.nets import Nets
 from gankit.registry import Registry
 
 Terms = dict[str, torch.Tensor]
+
+
+@dataclass
+class Batch:
+    """What one phase of one step works on. Images arrive already augmented."""
+
+    real: torch.Tensor  # (B, *data_shape)
+    fake: torch.Tensor  # (B, *data_shape); detached from G in the D phase
+    z: torch.Tensor  # (B, z_dim), the noise that made `fake`
+    labels: torch.Tensor | None  # (B,) class labels shared by real and fake, or None
 
 
 class LogitLoss:
@@ -29,11 +43,16 @@ class LogitLoss:
     def g_terms(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def discriminator(self, D: nn.Module, real, fake, labels) -> Terms:
-        return {"D/adv": self.d_terms(D(real, labels), D(fake, labels))}
+    def discriminator(self, nets: Nets, batch: Batch) -> Terms:
+        real_logits = nets.D(batch.real, batch.labels)
+        fake_logits = nets.D(batch.fake, batch.labels)
+        return {"D/adv": self.d_terms(real_logits, fake_logits)}
 
-    def generator(self, D: nn.Module, fake, labels) -> Terms:
-        return {"G/adv": self.g_terms(D(fake, labels))}
+    def generator(self, nets: Nets, batch: Batch) -> Terms:
+        return {"G/adv": self.g_terms(nets.D(batch.fake, batch.labels))}
+
+    def after_discriminator_step(self, nets: Nets) -> None:
+        """Called after each D optimizer step; WGAN's weight clipping lives here."""
 
 
 LOSSES: Registry = Registry("loss")

@@ -1,5 +1,10 @@
 """The model registry: each entry builds a generator/discriminator pair.
 
+A network trained alongside G (VEEGAN's reconstructor) is a submodule of G, and one trained
+alongside D (ACGAN's classifier head) a submodule of D: each then shares its side's optimizer,
+checkpoint entry and, for G, the EMA, with no extra plumbing. A CycleGAN's G can hold both
+generators the same way.
+
 Builders take the model config, the data shape ((2,) for points, (C, H, W) for images) and the
 number of classes (0 when unconditional), and return `Nets`. Every network takes an optional
 label tensor, so conditional and unconditional models share one training loop.

@@ -22,8 +22,8 @@ from gankit import config as config_lib
 from gankit.config import Config
 from gankit.data import build_dataset
 from gankit.latent import build_prior
-from gankit.losses import build_loss
-from gankit.nets import build_nets
+from gankit.losses import Batch, build_loss
+from gankit.nets import Nets, build_nets
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng
 from gankit.training.ema import EMA
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
@@ -140,37 +140,43 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
     prior = build_prior(run.cfg.model)
     ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
     augment: nn.Module = nn.Identity()  # DiffAugment and friends plug in here (the zoo issue)
+    penalties: list = []  # gradient penalties plug in here (the zoo issue)
     device = run.fixed_z.device
-    G, D = run.G.train(), run.D.train()
-    labels = None
+    nets = Nets(G=run.G.train(), D=run.D.train())
 
     while run.step < cfg.steps:
         # Discriminator phase: D learns to tell real batches from G's current fakes.
-        G.requires_grad_(False)
-        D.requires_grad_(True)
+        nets.G.requires_grad_(False)
+        nets.D.requires_grad_(True)
         for _ in range(cfg.discriminator_steps):
             run.opt_D.zero_grad(set_to_none=True)
             for _ in range(cfg.gradient_accumulation):
                 real, labels = run.loader.next()
                 z = prior.sample(cfg.batch_size, run.noise, device)
-                fake = G(z, labels)  # fakes carry the real batch's labels when conditional
-                terms = loss.discriminator(D, augment(real), augment(fake), labels)
+                fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
+                batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
+                terms = loss.discriminator(nets, batch)
+                for penalty in penalties:
+                    terms |= penalty(nets, batch, run.step)
                 (sum(terms.values()) / cfg.gradient_accumulation).backward()
                 run.meter.add(terms)
             run.opt_D.step()
+            loss.after_discriminator_step(nets)
             run.images_seen += cfg.batch_size * cfg.gradient_accumulation
 
-        # Generator phase: G learns to make D call its fakes real.
-        G.requires_grad_(True)
-        D.requires_grad_(False)
+        # Generator phase: G learns to make D call its fakes real. It reuses the last real batch
+        # (for labels, and for losses that compare with real data) rather than drawing another.
+        nets.G.requires_grad_(True)
+        nets.D.requires_grad_(False)
         run.opt_G.zero_grad(set_to_none=True)
         for _ in range(cfg.gradient_accumulation):
             z = prior.sample(cfg.batch_size, run.noise, device)
-            terms = loss.generator(D, augment(G(z, labels)), labels)
+            batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
+            terms = loss.generator(nets, batch)
             (sum(terms.values()) / cfg.gradient_accumulation).backward()
             run.meter.add(terms)
         run.opt_G.step()
-        ema.update(run.G_ema, G)
+        ema.update(run.G_ema, nets.G)
 
         run.step += 1
         for hook in hooks:
