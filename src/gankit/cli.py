@@ -55,9 +55,10 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
     run_dir = create_run_dir(out, name, preset)
     try:
         train_run(cfg, run_dir)
-    except BaseException:
-        # A run that failed before its first checkpoint leaves nothing worth keeping behind.
-        if not (run_dir / "checkpoints").exists():
+    except GankitError:
+        # A run refused before its first step (say, its dataset is missing) leaves no empty
+        # directory behind; one that trained keeps everything it wrote.
+        if not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     click.echo(f"run directory: {run_dir}")

@@ -31,8 +31,10 @@ def generate(run_dir: Path, n: int, checkpoint: str = "latest", seed: int = 0,
     payload = load_checkpoint(resolve_checkpoint(Path(run_dir), checkpoint))
     cfg = config_lib.from_dict(payload["config"])
     device = pick_device(cfg.train.device)
-    dataset = build_dataset(cfg.data)
-    G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
+    shape, num_classes = tuple(payload["data_shape"]), int(payload["num_classes"])
+    # Points are drawn over the real mixture, which is cheap to rebuild; images need no data.
+    dataset = build_dataset(cfg.data) if len(shape) == 1 else None
+    G = build_nets(cfg.model, shape, num_classes).G
     G.load_state_dict(payload[network])
     G.to(device).eval()
     prior = build_prior(cfg.model)
@@ -40,8 +42,7 @@ def generate(run_dir: Path, n: int, checkpoint: str = "latest", seed: int = 0,
     chunks = []
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
-        labels = (torch.arange(start, start + count, device=device) % dataset.num_classes
-                  if dataset.num_classes else None)
+        labels = torch.arange(start, start + count, device=device) % num_classes if num_classes else None
         chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
     return torch.cat(chunks), dataset
 

@@ -17,7 +17,8 @@ import torch
 from gankit.errors import GankitError
 from gankit.utils import atomic_write
 
-REQUIRED_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "step", "images_seen", "rng", "config")
+REQUIRED_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "step", "images_seen", "rng", "config", "data_shape",
+                 "num_classes")
 
 
 def capture_rng() -> dict[str, Any]:

@@ -82,6 +82,8 @@ class Run:
             "step": self.step, "images_seen": self.images_seen, "seconds": self.seconds(),
             "rng": {**capture_rng(), "noise": self.noise.get_state(), "data": self.loader.state_dict()},
             "config": config_lib.to_dict(self.cfg),
+            # So that sampling needs neither the dataset on disk nor a rebuild of it.
+            "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
