@@ -159,6 +159,12 @@ def test_resume_without_checkpoint(tmp_path):
     assert_user_error(run_cli("train", "--resume", str(tmp_path / "empty")), "no checkpoints/latest.pt")
 
 
+def test_resume_refuses_to_change_the_model(ring_run):
+    out, _ = ring_run
+    assert_user_error(run_cli("train", "--resume", str(out / "gan-ring8-000"), "model.width=3"),
+                      "only train.* and eval.*")
+
+
 def test_corrupted_checkpoint(ring_run, tmp_path):
     out, _ = ring_run
     import shutil

@@ -21,6 +21,7 @@ from torch import nn
 from gankit import config as config_lib
 from gankit.config import Config
 from gankit.data import build_dataset
+from gankit.errors import GankitError
 from gankit.latent import build_prior
 from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
@@ -205,6 +206,11 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
 def resume(run_dir: Path, overrides: list[str] = ()) -> Path:
     """Continue `run_dir` from checkpoints/latest.pt, with optional overrides (e.g. more steps)."""
     checkpoint = latest_checkpoint(run_dir)
+    fixed = [o for o in overrides if not o.startswith(("train.", "eval."))]
+    if fixed:
+        # The weights in the checkpoint were made by this data and model; changing them is a new run.
+        raise GankitError(f"a resumed run can change only train.* and eval.* keys, not '{fixed[0]}'; "
+                          "start a new run to change the data, model or loss.")
     cfg = config_lib.from_dict(load_checkpoint(checkpoint)["config"])
     cfg = config_lib.with_overrides(cfg, list(overrides))
     return train(cfg, run_dir, resume_from=checkpoint)
