@@ -1,0 +1,24 @@
+"""The dataset registry.
+
+A builder takes the data config and returns a dataset object with:
+- `shape`: (2,) for points, (C, H, W) for images;
+- `num_classes`: 0 when unlabelled;
+- `loader(batch_size, seed, device)`: an endless batch source whose position is part of a
+  checkpoint (`next()`, `state_dict()`, `load_state_dict()`).
+"""
+
+from __future__ import annotations
+
+from gankit.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+register_dataset = DATASETS.register
+get_dataset = DATASETS.get
+list_datasets = DATASETS.list
+
+
+def build_dataset(cfg):
+    return DATASETS.build(cfg.name, cfg)
+
+
+from gankit.data import mixtures, mnist  # noqa: E402,F401

@@ -1,0 +1,98 @@
+"""Dataset containers and their resumable batch sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ImageTensors:
+    """A whole image dataset as one uint8 tensor: small datasets train fastest this way.
+
+    Batches are then a gather on the training device, with no DataLoader worker overhead.
+    """
+
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor | None  # (N,) int64, or None when unlabelled
+    num_classes: int = 0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def loader(self, batch_size: int, seed: int, device: torch.device) -> InMemoryLoader:
+        return InMemoryLoader(self, batch_size, seed, device)
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of G's Tanh output."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def resize_uint8(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, R, R) uint8, antialiased bilinear (the PIL-like default)."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    out = F.interpolate(images.float(), size=(resolution, resolution), mode="bilinear",
+                        antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey -> RGB by repetition, RGB -> grey by ITU-R 601 luma."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1, keepdim=True).round_().to(torch.uint8)
+
+
+class InMemoryLoader:
+    """Shuffled epochs over an in-memory dataset; each epoch's order comes from a seeded generator.
+
+    The state (generator, current permutation, position) goes into every checkpoint, so a
+    resumed run sees exactly the batches an uninterrupted run would have.
+    """
+
+    def __init__(self, data: ImageTensors, batch_size: int, seed: int, device: torch.device):
+        if len(data) < batch_size:
+            from gankit.errors import GankitError
+
+            raise GankitError(f"the dataset has {len(data)} images, fewer than train.batch_size={batch_size}; lower the batch size.")
+        self.images = data.images.to(device)
+        self.labels = data.labels.to(device) if data.labels is not None else None
+        self.batch_size = batch_size
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.position = 0
+        self.order = torch.randperm(len(data), generator=self.generator)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.position + self.batch_size > len(self.order):
+            # Drop the ragged tail: every batch has the same size, as BatchNorm prefers.
+            self.order = torch.randperm(len(self.order), generator=self.generator)
+            self.position = 0
+            self.epoch += 1
+        index = self.order[self.position:self.position + self.batch_size].to(self.device)
+        self.position += self.batch_size
+        images = to_unit_range(self.images.index_select(0, index))  # (B, C, H, W) in [-1, 1]
+        labels = self.labels.index_select(0, index) if self.labels is not None else None
+        return images, labels
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(),
+                "position": self.position, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])
+        self.epoch = int(state["epoch"])

@@ -1,0 +1,73 @@
+"""2-D Gaussian mixtures used to study mode collapse.
+
+ring8: 8 Gaussians evenly spaced on a circle (Metz et al. 2017, unrolled GAN; VEEGAN; PacGAN).
+grid25: 25 Gaussians on the lattice {-4, -2, 0, 2, 4}^2 (VEEGAN; PacGAN).
+Samples are drawn afresh for every batch, from a seeded generator, as in those papers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from gankit.data import register_dataset
+
+
+@dataclass
+class GaussianMixture:
+    means: torch.Tensor  # (K, 2)
+    std: float  # isotropic std of every component
+    num_classes: int = 0  # mixtures train unconditionally; the mode index is not a label
+
+    shape = (2,)
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(points (n, 2), mode index (n,)), with modes chosen uniformly."""
+        modes = torch.randint(len(self.means), (n,), generator=generator)
+        points = self.means[modes] + self.std * torch.randn(n, 2, generator=generator)
+        return points, modes
+
+    def loader(self, batch_size: int, seed: int, device: torch.device) -> MixtureLoader:
+        return MixtureLoader(self, batch_size, seed, device)
+
+
+class MixtureLoader:
+    """Endless fresh batches; the generator state is the whole position."""
+
+    def __init__(self, mixture: GaussianMixture, batch_size: int, seed: int, device: torch.device):
+        self.mixture, self.batch_size, self.device = mixture, batch_size, device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> tuple[torch.Tensor, None]:
+        points, _ = self.mixture.sample(self.batch_size, self.generator)
+        return points.to(self.device), None  # (B, 2)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def ring_means(num_modes: int, radius: float) -> torch.Tensor:
+    angles = torch.arange(num_modes, dtype=torch.float64) * (2 * math.pi / num_modes)
+    return (radius * torch.stack([angles.cos(), angles.sin()], 1)).float()
+
+
+def grid_means(grid_size: int, spacing: float) -> torch.Tensor:
+    # Centred lattice: grid_size=5, spacing=2 gives {-4, -2, 0, 2, 4}.
+    axis = (torch.arange(grid_size, dtype=torch.float64) - (grid_size - 1) / 2) * spacing
+    xs, ys = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], 1).float()
+
+
+@register_dataset("ring8")
+def build_ring(cfg) -> GaussianMixture:
+    return GaussianMixture(ring_means(cfg.num_modes, cfg.radius), cfg.std if cfg.std is not None else 0.01)
+
+
+@register_dataset("grid25")
+def build_grid(cfg) -> GaussianMixture:
+    return GaussianMixture(grid_means(cfg.grid_size, cfg.grid_spacing), cfg.std if cfg.std is not None else 0.05)
