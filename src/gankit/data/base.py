@@ -65,7 +65,8 @@ class InMemoryLoader:
         if len(data) < batch_size:
             from gankit.errors import GankitError
 
-            raise GankitError(f"the dataset has {len(data)} images, fewer than train.batch_size={batch_size}; lower the batch size.")
+            raise GankitError(f"the dataset has {len(data)} images, fewer than train.batch_size={batch_size}; "
+                              "lower the batch size.")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device) if data.labels is not None else None
         self.batch_size = batch_size
