@@ -128,10 +128,13 @@ class ImageFiles:
 
 def decoded_chunks(files: list[Path], prep: Preprocess, num_workers: int, chunk: int = 64):
     """Yield (indices, arrays or None, upscaled flags) for consecutive chunks of `files`, in order."""
+    import torch
     from torch.utils.data import DataLoader
 
+    # A DataLoader draws its workers' base seed from the global RNG unless given a generator;
+    # a private one keeps a run's weights independent of whether the cache had to be built.
     loader = DataLoader(ImageFiles(files, prep), batch_size=chunk, shuffle=False,
-                        num_workers=num_workers, collate_fn=_as_columns)
+                        num_workers=num_workers, collate_fn=_as_columns, generator=torch.Generator())
     yield from loader
 
 

@@ -121,6 +121,9 @@ class StreamLoader:
             H5Images(self.data.path, self.data.labels), batch_sampler=sampler, collate_fn=_whole_batch,
             num_workers=workers, pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None, persistent_workers=False,
+            # Its own generator: drawing the workers' seed from the global RNG would make the
+            # global stream depend on when the iterator was (re)started, breaking exact resume.
+            generator=torch.Generator().manual_seed(self.seed),
         )
         self._batches = iter(loader)
 
