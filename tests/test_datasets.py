@@ -387,15 +387,21 @@ TINY_TRAIN = ["train.steps=2", "train.batch_size=8", "train.log_every=1", "train
 
 @pytest.mark.parametrize("name", [n for n in list_datasets() if n not in ("ring8", "grid25", "mnist5k")])
 def test_every_dataset_trains_two_dcgan_steps(fake, tmp_path, name):
-    # ring8, grid25 and mnist5k train in test_cli.py and test_resume.py through their presets.
-    data = fake_config(name, fake["root"])
+    # The real loop on the real data, without the file-writing hooks (test_cli.py and
+    # test_resume.py cover those; ring8, grid25 and mnist5k train there through their presets).
+    from gankit.training.loop import build_run, training_loop
+
     cfg = config_lib.resolve("dcgan-mnist", TINY_TRAIN)
-    cfg.data = data
+    cfg.data = fake_config(name, fake["root"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        train(cfg, tmp_path / name)
-    payload = load_checkpoint(tmp_path / name / "checkpoints" / "latest.pt")
-    assert payload["step"] == 2 and payload["images_seen"] == 16
+        run = build_run(cfg, tmp_path, CPU)
+    before = [p.clone() for p in run.G.parameters()]
+    training_loop(run, hooks=[])
+    assert run.step == 2 and run.images_seen == 16
+    after = list(run.G.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_resume_on_a_streamed_dataset_is_bit_identical(tmp_path):
@@ -431,3 +437,35 @@ def test_cache_dir_setting(tmp_path):
                               cache_dir=str(tmp_path / "elsewhere")))
     assert len(list((tmp_path / "elsewhere").glob("*.h5"))) == 1 and not (tmp_path / "cache").exists()
     assert os.access(next((tmp_path / "elsewhere").glob("*.h5")), os.R_OK)
+
+
+# --- Through the real CLI -----------------------------------------------------------------------
+
+
+def test_cli_prepare_then_train_on_a_messy_folder(tmp_path):
+    from conftest import run_cli
+
+    write_messy_folder(tmp_path / "messy")
+    keys = [f"data.path={tmp_path / 'messy'}", f"data.root={tmp_path}", "data.channels=3"]
+    proc = run_cli("data", "prepare", "imagefolder", *keys, "--resolution", "32", check=True)
+    assert "building HDF5 cache" in proc.stderr and "caching imagefolder" in proc.stderr  # the progress bar
+    assert "cache ready:" in proc.stdout and "-32px-3ch-" in proc.stdout
+    proc = run_cli("train", "dcgan-mnist", "data.name=imagefolder", "data.resolution=32", *keys, *TINY_TRAIN,
+                   "--out", str(tmp_path / "runs"), "--name", "r", check=True)
+    assert "building" not in proc.stderr  # the prepared cache is what training reads
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if "unreadable" in line] == [
+        f"warning: skipped 2 unreadable (corrupted or truncated) image files under {tmp_path / 'messy'}: "
+        "cats/corrupted.png, dogs/photos/truncated.jpg."]
+    assert (tmp_path / "runs" / "r" / "checkpoints" / "latest.pt").is_file()
+
+
+def test_cli_empty_folder_is_one_sentence(tmp_path):
+    from conftest import assert_user_error, run_cli
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    proc = run_cli("train", "dcgan-mnist", "data.name=imagefolder", f"data.path={tmp_path / 'empty'}",
+                   "--out", str(tmp_path / "runs"))
+    assert_user_error(proc, "has no image files", "data.path")
+    assert list((tmp_path / "runs").iterdir()) == []

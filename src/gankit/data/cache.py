@@ -30,6 +30,7 @@ from gankit.data.images import warn
 from gankit.utils import atomic_write
 
 CACHE_VERSION = 1  # bump when the file layout or the decoding changes
+used: list[Path] = []  # every cache ensure_cache returned in this process, for `gankit data prepare`
 
 
 def _digest(value) -> str:
@@ -128,6 +129,7 @@ def ensure_cache(request: CacheRequest, produce: Callable[[CacheWriter], None], 
     if path.exists():
         problem = _problem(path, request)
         if problem is None:
+            used.append(path)
             return path
         warn(f"HDF5 cache {path} is {problem}; rebuilding it.")
 
@@ -139,6 +141,7 @@ def ensure_cache(request: CacheRequest, produce: Callable[[CacheWriter], None], 
 
     print(f"building HDF5 cache {path} ({request.dataset}, {request.resolution} px)", file=sys.stderr)
     atomic_write(path, write)
+    used.append(path)
     return path
 
 
