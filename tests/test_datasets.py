@@ -469,3 +469,25 @@ def test_cli_empty_folder_is_one_sentence(tmp_path):
                    "--out", str(tmp_path / "runs"))
     assert_user_error(proc, "has no image files", "data.path")
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_real_face_photos_train_a_dcgan_at_64px(tmp_path):
+    # Real photos, no preparation by hand: the 100 faces of scikit-image's LFW subset as JPEGs.
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    from gankit.training.loop import build_run, training_loop
+
+    for i, face in enumerate(lfw_subset()[:100]):  # (25, 25) floats in [0, 1]; the last 100 are not faces
+        sub = tmp_path / "faces" / f"person_{i % 4}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((face * 255).round().astype(np.uint8)).save(sub / f"{i:03d}.jpg", quality=95)
+    cfg = config_lib.resolve("dcgan-mnist", TINY_TRAIN + [
+        "data.name=imagefolder", f"data.path={tmp_path / 'faces'}", f"data.root={tmp_path}",
+        "data.resolution=64", "data.channels=3", "data.num_workers=0"])
+    with pytest.warns(DataWarning, match="upscaled 100 images .* smaller than 64 px"):
+        run = build_run(cfg, tmp_path, CPU)
+    assert len(run.dataset) == 100 and run.dataset.shape == (3, 64, 64)
+    training_loop(run, hooks=[])
+    assert run.step == 2
+    assert run.G(run.fixed_z[:2]).shape == (2, 3, 64, 64)
