@@ -2,8 +2,9 @@
 
 The layout is torchvision's: `DATA_ROOT/celeba/img_align_celeba/*.jpg` (178x218 px, eyes
 aligned), `list_eval_partition.txt` (`000001.jpg 0` per line: 0 train, 1 valid, 2 test) and,
-for attribute labels, `list_attr_celeba.txt`. A subset of the images (such as a 30k-face folder
-with the full partition file) is fine: listed images that are absent are counted and skipped.
+for attribute labels, `list_attr_celeba.txt`. Kaggle's copy (the folder nested in itself, and
+.csv lists) reads the same. A subset of the images (such as a 30k-face folder with the full
+partition file) is fine: listed images that are absent are counted and skipped.
 
 The standard 64 px preprocessing is a centred square crop of the aligned image, then a resize.
 The default crop, 108 px, is the one of carpedm20's DCGAN-tensorflow (Kim 2016) that most
@@ -28,30 +29,37 @@ DEFAULT_CROP = 108  # px of the aligned 178x218 image; DCGAN-tensorflow's CelebA
 PARTITION = {"train": "0", "test": "2"}
 
 
+def _rows(path: Path) -> list[list[str]]:
+    """Fields per line of a CelebA list file: torchvision's space-separated .txt or Kaggle's .csv."""
+    split = (lambda line: line.split(",")) if path.suffix == ".csv" else str.split
+    return [split(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_partition(path: Path) -> dict[str, str]:
-    """{file name: partition digit} from list_eval_partition.txt."""
-    pairs = (line.split() for line in path.read_text().splitlines() if line.strip())
-    return {parts[0]: parts[1] for parts in pairs}
+    """{file name: partition digit} from list_eval_partition.txt (or Kaggle's .csv, with a header)."""
+    return {row[0]: row[1].strip() for row in _rows(path) if row[1].strip().isdigit()}
 
 
 def read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]]]:
     """(attribute names, {file name: [+1/-1 per attribute]}) from list_attr_celeba.txt.
 
-    The file's first line is the image count and its second the 40 attribute names.
+    The .txt's first line is the image count and its second the 40 attribute names; Kaggle's
+    .csv has one header line, `image_id,5_o_Clock_Shadow,...`.
     """
-    lines = path.read_text().splitlines()
-    names = lines[1].split()
-    table = {}
-    for line in lines[2:]:
-        parts = line.split()
-        if parts:
-            table[parts[0]] = [int(v) for v in parts[1:]]
-    return names, table
+    rows = _rows(path)
+    names, body = ([n.strip() for n in rows[0][1:]], rows[1:]) if path.suffix == ".csv" else (rows[1], rows[2:])
+    return names, {row[0]: [int(v) for v in row[1:]] for row in body}
+
+
+def find_file(folder: Path, stem: str) -> Path:
+    """torchvision's `stem.txt`, else Kaggle's `stem.csv`; the .txt path when neither exists."""
+    txt, csv = folder / f"{stem}.txt", folder / f"{stem}.csv"
+    return csv if not txt.is_file() and csv.is_file() else txt
 
 
 def attribute_labels(folder: Path, files: list[str], wanted: list[str]) -> torch.Tensor:
     """(N,) int64: bit i set when attribute wanted[i] is +1 for that face."""
-    path = folder / "list_attr_celeba.txt"
+    path = find_file(folder, "list_attr_celeba")
     if not path.is_file():
         raise GankitError(f"data.attributes needs {path}; put CelebA's list_attr_celeba.txt there.")
     names, table = read_attributes(path)
@@ -71,7 +79,9 @@ def attribute_labels(folder: Path, files: list[str], wanted: list[str]) -> torch
 def build_celeba(cfg):
     folder = Path(cfg.root) / "celeba"
     images_dir = folder / "img_align_celeba"
-    partition_file = folder / "list_eval_partition.txt"
+    if (images_dir / "img_align_celeba").is_dir():  # Kaggle's copy nests the folder in itself
+        images_dir = images_dir / "img_align_celeba"
+    partition_file = find_file(folder, "list_eval_partition")
     if cfg.download and not (images_dir.is_dir() and partition_file.is_file()):
         try:
             from torchvision.datasets import CelebA
