@@ -313,6 +313,35 @@ def test_cache_is_written_once_reused_and_rebuilt_when_stale_or_corrupted(tmp_pa
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
+SOURCE_TO_TOUCH = {
+    "mnist": "MNIST/raw/train-images-idx3-ubyte", "fashion-mnist": "FashionMNIST/raw/train-labels-idx1-ubyte",
+    "cifar10": "cifar-10-batches-py/data_batch_3", "celeba": "celeba/img_align_celeba/000001.jpg",
+    "imagefolder": "messy/cats/good_0.jpg", "unpaired": "unpaired/trainB/0001.png",
+    "stacked-mnist": "MNIST/raw/train-labels-idx1-ubyte",
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCE_TO_TOUCH))
+def test_each_cache_is_written_once_reused_and_rebuilt_after_a_source_change(fake, tmp_path, name):
+    import shutil
+
+    shutil.copytree(fake["root"], tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
+    cfg = fake_config(name, tmp_path)
+    first = quiet_build(cfg)
+    caches = cache_files(tmp_path)
+    assert caches, f"{name} wrote no HDF5 cache"
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in caches]
+    quiet_build(cfg)
+    assert cache_files(tmp_path) == caches
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in caches] == stamps  # read, not rewritten
+    source = tmp_path / SOURCE_TO_TOUCH[name]
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    with pytest.warns(DataWarning, match="stale"):
+        second = build_dataset(cfg)
+    assert any(p.stat().st_ino != ino for p, (ino, _) in zip(caches, stamps, strict=True))  # rewritten
+    assert len(second) == len(first)
+
+
 def test_idx_cache_follows_its_source_files(tmp_path):
     write_fake_mnist(tmp_path, seed=0)
     cfg = fake_config("mnist", tmp_path)
