@@ -4,7 +4,8 @@ The first use of a dataset at a given resolution and preprocessing writes
 `CACHE_DIR/<name>-<split>-<R>px-<C>ch-<digest>.h5` (written to a temp file and renamed into
 place, so a crash never leaves half a cache). The file holds:
 
-- `images`: (N, C, R, R) uint8, one HDF5 chunk per image so random reads touch one image each;
+- `images`: (N, C, R, R) uint8, in chunks of about 16 KB (one image from 64 px RGB up), so a
+  random read touches little more than its own image;
 - `labels`: (N,) int64 when the source has labels;
 - `sources`: (N,) the file (or index) each image came from, for labels derived from paths;
 - attributes `key` (see below), `manifest` (JSON: what was skipped or upscaled), `version`.
@@ -79,8 +80,11 @@ class CacheWriter:
             return
         if "images" not in self.h5:
             shape = (self.request.channels, self.request.resolution, self.request.resolution)
+            # About 16 KB per chunk: one 64 px RGB image, or a few small ones. A random read then
+            # touches little more than its image, and reading the whole file is not 60k tiny reads.
+            rows = max(1, 16384 // int(np.prod(shape)))
             self.h5.create_dataset("images", shape=(self.capacity, *shape), maxshape=(None, *shape),
-                                   chunks=(1, *shape), dtype=np.uint8)
+                                   chunks=(min(rows, max(self.capacity, 1)), *shape), dtype=np.uint8)
             self.h5.create_dataset("sources", shape=(self.capacity,), maxshape=(None,),
                                    dtype=h5py.string_dtype())
             if labels is not None:

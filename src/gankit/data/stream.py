@@ -64,11 +64,11 @@ class H5Images(torch.utils.data.Dataset):
 
         if self._file is None:
             self._file = h5py.File(self.path, "r")
-        index = np.asarray(indices)
-        order = np.argsort(index)  # h5py reads fancy indices only in increasing order
-        rows = np.empty((len(index), *self._file["images"].shape[1:]), np.uint8)
-        rows[order] = self._file["images"][index[order]]
-        labels = self.labels[index] if self.labels is not None else None
+        images = self._file["images"]
+        # One read per row: h5py's fancy indexing (images[sorted_list]) builds a point selection
+        # that is 20x slower here (65 ms against 3 ms for 64 rows of 28x28).
+        rows = np.stack([images[i] for i in indices])
+        labels = self.labels[np.asarray(indices)] if self.labels is not None else None
         return torch.from_numpy(rows), labels  # (B, C, H, W) uint8, (B,) or None
 
 
