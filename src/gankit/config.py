@@ -40,12 +40,27 @@ class DataConfig:
     grid_size: int = 5  # grid: means on a grid_size x grid_size lattice
     grid_spacing: float = 2.0  # grid: distance between neighbouring means
     std: float | None = None  # mixture component std; None = the dataset's paper value
+    # Image datasets read from disk (see the README's Datasets table)
+    path: str = ""  # imagefolder: folder of images; unpaired: folder with trainA/ trainB/ (testA/ testB/)
+    class_labels: bool = False  # imagefolder: label each image by its top-level subfolder
+    center_crop: int | None = None  # centred square cut before resizing, source px; None = celeba 108, else largest
+    attributes: list[str] = field(default_factory=list)  # celeba: attributes as labels, k of them -> 2**k classes
+    max_images: int = 0  # use only the first N images (sorted by file name); 0 = all
+    stacked_source: str = "mnist"  # stacked-mnist: digits from mnist or mnist5k
+    stacked_size: int = 0  # stacked-mnist: 0 = fresh triples every batch; N = one fixed set of N images
+    cache_dir: str = ""  # HDF5 caches; "" = DATA_ROOT/cache
+    num_workers: int = -1  # DataLoader processes that decode/stream images; -1 = min(8, CPUs - 1)
 
     def __post_init__(self) -> None:
         _check(self.split in ("train", "test"), f"data.split must be train or test, not '{self.split}'.")
         _check(self.resolution >= 8, f"data.resolution must be at least 8 pixels, not {self.resolution}.")
         _check(self.channels in (1, 3), f"data.channels must be 1 or 3, not {self.channels}.")
         _check(self.std is None or self.std > 0, "data.std must be positive.")
+        _check(self.center_crop is None or self.center_crop > 0, "data.center_crop must be positive (or null).")
+        _check(self.max_images >= 0, "data.max_images must be 0 (all) or more.")
+        _check(self.stacked_source in ("mnist", "mnist5k"),
+               f"data.stacked_source must be mnist or mnist5k, not '{self.stacked_source}'.")
+        _check(self.stacked_size >= 0, "data.stacked_size must be 0 (on the fly) or more.")
 
 
 @dataclass

