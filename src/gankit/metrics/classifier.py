@@ -89,6 +89,8 @@ def train_classifier(data: DataConfig, out: Path, epochs: int = 4, batch_size: i
     test_images, test_labels = _all_images(test_set)
     net = SmallCNN(train_images.shape[1], test_set.num_classes).to(device_)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    # Cosine decay to zero: the last epoch settles instead of ending on a noisy step.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * -(-len(train_images) // batch_size))
     order_rng = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     for epoch in range(epochs):
@@ -105,6 +107,7 @@ def train_classifier(data: DataConfig, out: Path, epochs: int = 4, batch_size: i
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
         log(f"epoch {epoch + 1}/{epochs}  loss {loss.item():.3f}  "
             f"test accuracy {accuracy(net, test_images, test_labels, device_):.4f}")
     meta = {

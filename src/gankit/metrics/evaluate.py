@@ -209,7 +209,7 @@ def lower_is_better(scalar: str) -> bool:
     from gankit.metrics import METRICS
 
     for name in METRICS.list():
-        metric = METRICS.get(name)
+        metric = METRICS.build(name)
         if scalar in metric.lower_is_better:
             return metric.lower_is_better[scalar]
     raise GankitError(f"'{scalar}' is not a score any metric produces; pick one such as fid, cfid, is or kid.")
