@@ -87,3 +87,13 @@ def test_dcgan_run_scores_classifier_fid_and_is(tmp_path, mnist_classifier):
     assert all(r["backbone"] == "classifier:mnist5k" and r["n_reference"] == 200 for r in cfid)
     assert all(r["value"] > 0 for r in cfid)
     assert json.loads(json.dumps(records))  # plain JSON all through
+
+
+def test_classifier_command_refuses_unlabelled_data_and_bad_epochs(tmp_path, capsys):
+    for args, fragment in ((["--data", "ring8"], "has no labels"), (["--data", "mnist5k", "--epochs", "0"],
+                                                                    "--epochs must be positive")):
+        with pytest.raises(SystemExit) as info:
+            main(["classifier", "train", *args, "--out", str(tmp_path / "c.pt")])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith("error: ") and fragment in err, err
+    assert not (tmp_path / "c.pt").exists()

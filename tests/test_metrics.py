@@ -125,8 +125,8 @@ def test_fid_is_kid_equal_torch_fidelity(random_inception, tmp_path):
     import torch_fidelity
 
     g = torch.Generator().manual_seed(0)
-    fake_u8 = torch.randint(0, 256, (12, 3, 32, 32), generator=g, dtype=torch.uint8)
-    real_u8 = (torch.rand(12, 3, 32, 32, generator=g) ** 2 * 255).round().to(torch.uint8)
+    fake_u8 = torch.randint(0, 256, (10, 3, 32, 32), generator=g, dtype=torch.uint8)
+    real_u8 = (torch.rand(10, 3, 32, 32, generator=g) ** 2 * 255).round().to(torch.uint8)
 
     class Images(torch.utils.data.Dataset):
         def __init__(self, x):
@@ -140,7 +140,7 @@ def test_fid_is_kid_equal_torch_fidelity(random_inception, tmp_path):
 
     expected = torch_fidelity.calculate_metrics(
         input1=Images(fake_u8), input2=Images(real_u8), isc=True, fid=True, kid=True, cuda=False, cache=False,
-        verbose=False, save_cpu_ram=True, samples_shuffle=False, kid_subsets=4, kid_subset_size=12,
+        verbose=False, save_cpu_ram=True, samples_shuffle=False, kid_subsets=4, kid_subset_size=10,
         feature_extractor_weights_path=str(random_inception), rng_seed=0)
 
     from gankit.metrics import kid as kid_module
@@ -153,7 +153,7 @@ def test_fid_is_kid_equal_torch_fidelity(random_inception, tmp_path):
         "backbones": {"inception": backbone},
         "references": {"inception": Reference(real["pool"], real["logits"], feature_statistics(real["pool"]), {})}})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SingularCovarianceWarning)  # 12 samples in 2048-d, on purpose
+        warnings.simplefilter("ignore", SingularCovarianceWarning)  # 10 samples in 2048-d, on purpose
         kid_module.SUBSETS = 4
         try:
             got = {r["metric"]: r for r in score(ev, ["fid", "is", "kid"])}
@@ -165,7 +165,7 @@ def test_fid_is_kid_equal_torch_fidelity(random_inception, tmp_path):
     assert got["fid"]["value"] == pytest.approx(expected["frechet_inception_distance"], rel=1e-3)
     assert got["fid"]["backbone"] == "inception-2015-12-05"
     assert got["fid"]["weights_hash"] == hashlib.sha256(random_inception.read_bytes()).hexdigest()[:16]
-    assert got["fid"]["n_reference"] == 12 and got["fid"]["n_generated"] == 12
+    assert got["fid"]["n_reference"] == 10 and got["fid"]["n_generated"] == 10
 
 
 def test_offline_without_inception_weights_is_one_sentence(monkeypatch, tmp_path):
@@ -267,4 +267,4 @@ def test_classifier_fid_and_reference_cache(mnist_classifier, tmp_path):
     noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     fake = {r["metric"]: r["value"] for r in score(Evaluation(noise, data, eval_cfg), ["cfid", "cis"])}
     assert real["cfid"] < fake["cfid"] / 10
-    assert real["cis"] > 5 and real["cis"] > fake["cis"]
+    assert real["cis"] > 3 and fake["cis"] < real["cis"] - 1  # 50 samples per split caps IS well below 10
