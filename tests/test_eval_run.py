@@ -37,7 +37,7 @@ def test_ring8_run_scores_modes_keeps_best_and_gankit_eval_reads_it(tmp_path, cl
     assert payload["step"] == best["checkpoint_step"]
     assert (run_dir / "plots" / "metrics.png").stat().st_size > 1000
 
-    main(["eval", str(run_dir), "--metrics", "modes", "--checkpoint", "best", "--n", "300"])  # in-process: quick
+    main(["eval", str(run_dir), "--checkpoint", "best", "--n", "300"])  # the run's own metrics; in-process: quick
     out = capsys.readouterr().out
     assert "modes_covered" in out and "mode_kl" in out and "appended 3 records" in out
     added = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("source") == "gankit eval"]

@@ -90,8 +90,9 @@ def presets() -> None:
 
 @cli.command(name="eval")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--metrics", default="fid,is,kid,pr", show_default=True,
-              help="Comma-separated metric names: fid, is, kid, pr, dc, cfid, cis, modes, stacked.")
+@click.option("--metrics", default=None,
+              help="Comma-separated metric names: fid, is, kid, pr, dc, cfid, cis, modes, stacked "
+                   "[default: the run's eval.metrics, else fid,is,kid,pr for images and modes for 2-D points].")
 @click.option("--n", "n", default=None, type=int, help="Generated samples [default: the run's eval.num_samples].")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, a step number, or a path.")
 @click.option("--ref", "ref", default=None, type=click.Choice(["train", "test"]),
@@ -102,15 +103,15 @@ def presets() -> None:
               help="weights-inception-2015-12-05-6726825d.pth [default: the torch hub cache].")
 @click.option("--classifier", default=None, type=click.Path(path_type=Path),
               help="A `gankit classifier train` file for cfid/cis/stacked [default: the cached one].")
-def evaluate(run_dir: Path, metrics: str, n: int | None, checkpoint: str, ref: str | None, network: str | None,
+def evaluate(run_dir: Path, metrics: str | None, n: int | None, checkpoint: str, ref: str | None, network: str | None,
              seed: int | None, inception_weights: Path | None, classifier: Path | None) -> None:
     """Score RUN_DIR's checkpoint; print a table and append each score to RUN_DIR/metrics.jsonl."""
     from gankit.metrics.evaluate import evaluate_checkpoint, format_table
 
     if n is not None and n <= 0:
         raise GankitError(f"--n must be positive, not {n}.")
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
-    if not names:
+    names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
+    if names == []:
         raise GankitError("--metrics is empty; name at least one metric, such as --metrics fid.")
     overrides = {key: value for key, value in (("network", network), ("seed", seed),
                                                ("inception_weights", inception_weights and str(inception_weights)),

@@ -254,7 +254,7 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
     return Path(checkpoint)
 
 
-def evaluate_checkpoint(run_dir: Path, metrics: list[str], n: int | None = None, checkpoint: str = "latest",
+def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None = None, checkpoint: str = "latest",
                         reference_split: str | None = None, overrides: dict[str, Any] | None = None,
                         write: bool = True) -> list[dict[str, Any]]:
     """Score a run's checkpoint; append the records to RUN_DIR/metrics.jsonl (unless write=False)."""
@@ -277,10 +277,12 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str], n: int | None = None,
         changes["reference_split"] = reference_split
     eval_cfg = config_lib.from_dict({**config_lib.to_dict(cfg), "eval": {**config_lib.to_dict(cfg)["eval"],
                                                                             **changes}}).eval
-    for name in metrics:
-        build_metric(name)  # an unknown name fails before samples are drawn
     device = pick_device(cfg.train.device)
     dataset = build_dataset(cfg.data)
+    if metrics is None:  # the run's own metrics, else the standard set for its kind of data
+        metrics = eval_cfg.metrics or (["modes"] if len(dataset.shape) == 1 else ["fid", "is", "kid", "pr"])
+    for name in metrics:
+        build_metric(name)  # an unknown name fails before samples are drawn
     G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
     G.load_state_dict(payload[eval_cfg.network])
     G.to(device)
