@@ -35,3 +35,15 @@ def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> Non
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(tmp_path_factory):
+    """One small mnist5k classifier (1 epoch) shared by every test that needs classifier metrics."""
+    from gankit.config import DataConfig
+    from gankit.metrics.classifier import train_classifier
+
+    cache = tmp_path_factory.mktemp("cache")
+    out = cache / "classifiers" / "mnist5k-28px-1ch.pt"
+    meta = train_classifier(DataConfig(name="mnist5k"), out, epochs=1, log=lambda *_: None)
+    return cache, out, meta

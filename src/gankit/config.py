@@ -120,10 +120,26 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=list)  # metric registry names, empty = none
     every_kimg: float = 0.0  # thousands of images between evaluations; 0 = at the end only
     num_samples: int = 10000  # generated samples per evaluation
+    num_reference: int = 0  # real images in the reference statistics; 0 = num_samples, capped at the split size
+    reference_split: str = "train"  # real split the scores compare with: train | test
+    network: str = "G_ema"  # generator evaluated: G_ema | G
+    seed: int = 0  # noise seed of evaluation samples: the same noise at every evaluation
+    best_metric: str = ""  # score that picks checkpoints/best.pt (e.g. fid, cfid); "" = first metric's main score
+    collapse_factor: float = 2.0  # collapse: best_metric this many times worse than its best so far...
+    collapse_patience: int = 2  # ...at this many evaluations in a row (see README, "Collapse")
+    inception_weights: str = ""  # path of weights-inception-2015-12-05-6726825d.pth; "" = torch hub cache
+    classifier: str = ""  # file from `gankit classifier train`; "" = the cached one for data.name
+    cache_dir: str = ""  # reference statistics and classifiers; "" = $GANKIT_CACHE or ~/.cache/gankit
 
     def __post_init__(self) -> None:
         _check(self.every_kimg >= 0, "eval.every_kimg must be 0 or more.")
         _check(self.num_samples > 0, "eval.num_samples must be positive.")
+        _check(self.num_reference >= 0, "eval.num_reference must be 0 or more.")
+        _check(self.reference_split in ("train", "test"),
+               f"eval.reference_split must be train or test, not '{self.reference_split}'.")
+        _check(self.network in ("G_ema", "G"), f"eval.network must be G_ema or G, not '{self.network}'.")
+        _check(self.collapse_factor > 1, "eval.collapse_factor must be more than 1.")
+        _check(self.collapse_patience > 0, "eval.collapse_patience must be positive.")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng
 from gankit.training.ema import EMA
+from gankit.training.eval_hook import Evaluator
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
 
 
@@ -133,6 +134,7 @@ def default_hooks(run: Run) -> list[Hook]:
         StatsLogger(run.run_dir, t.log_every),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
+        Evaluator(run),  # eval.metrics every eval.every_kimg; best.pt; collapse detection
         Checkpointer(run.run_dir, t.checkpoint_every),
     ]
 
