@@ -1,6 +1,6 @@
 """A real folder of face photos trains a DCGAN at 64 px, with no preparation by hand.
 
-    .venv/bin/python benchmarks/faces_demo.py [--steps 300] [--out runs]
+    .venv/bin/python benchmarks/faces_demo.py [--steps 300] [--out runs] [key=value ...]
 
 With no network here, the photos are the 100 faces of scikit-image's LFW subset (greyscale
 25x25 crops of Labeled Faces in the Wild, Huang et al. 2007; `skimage.data.lfw_subset()`, whose
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--out", default="runs")
+    parser.add_argument("overrides", nargs="*", help="more key=value overrides for `gankit train`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "faces"
@@ -49,7 +50,7 @@ def main() -> None:
                    f"data.path={folder}", f"data.root={tmp}", "data.resolution=64", "data.channels=3",
                    f"train.steps={args.steps}", "train.batch_size=32", "train.log_every=50",
                    f"train.sample_every={args.steps}", f"train.checkpoint_every={args.steps}",
-                   "--out", args.out, "--name", "faces-dcgan64"]
+                   *args.overrides, "--out", args.out, "--name", "faces-dcgan64"]
         print("$ gankit " + " ".join(command[3:]), flush=True)
         subprocess.run(command, check=True)
 

@@ -540,3 +540,13 @@ def test_real_face_photos_train_a_dcgan_at_64px(tmp_path):
     training_loop(run, hooks=[])
     assert run.step == 2
     assert run.G(run.fixed_z[:2]).shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("center_crop", 0, "data.center_crop must be positive"), ("max_images", -1, "data.max_images"),
+    ("stacked_source", "emnist", "mnist or mnist5k"), ("stacked_size", -5, "data.stacked_size"),
+    ("num_workers", -2, "data.num_workers"),
+])
+def test_bad_data_settings_are_one_sentence(key, value, fragment):
+    with pytest.raises(GankitError, match=fragment):
+        config_lib.with_overrides(config_lib.Config(), [f"data.{key}={value}"])

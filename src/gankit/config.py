@@ -61,6 +61,7 @@ class DataConfig:
         _check(self.stacked_source in ("mnist", "mnist5k"),
                f"data.stacked_source must be mnist or mnist5k, not '{self.stacked_source}'.")
         _check(self.stacked_size >= 0, "data.stacked_size must be 0 (on the fly) or more.")
+        _check(self.num_workers >= -1, "data.num_workers must be -1 (automatic), 0 (no worker processes) or more.")
 
 
 @dataclass
