@@ -101,11 +101,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="images for the feature benchmark")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--only", choices=["inception", "frechet"], default=None, help="run one part only")
     args = parser.parse_args()
-    weights, kind = weights_file(args.weights)
-    print(f"Inception weights: {weights} ({kind})")
-    inception_speed(weights, args.n, args.batch_size)
-    frechet_speed(args.dim, 4 * args.dim)
+    if args.only != "frechet":
+        weights, kind = weights_file(args.weights)
+        print(f"Inception weights: {weights} ({kind})", flush=True)
+        inception_speed(weights, args.n, args.batch_size)
+    if args.only != "inception":
+        frechet_speed(args.dim, 4 * args.dim)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def plot_metrics(metrics_path: Path, out_path: Path, collapse_kimg: float | None
         ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
         first = by_step[min(by_step)]
         ax.set_ylabel(name)
-        ax.set_title(f"{name}: {first['network']}, n={first['n_generated']}, ref={first.get('reference_split')}"
+        reference = f", {first['n_reference']} {first['reference_split']} refs" if first.get("n_reference") else ""
+        ax.set_title(f"{name}: {first['network']}, n={first['n_generated']}{reference}"
                      f" ({first.get('backbone') or 'no backbone'})", fontsize=9)
         if collapse_kimg is not None:
             ax.axvline(collapse_kimg, color="tab:red", linestyle="--", label="collapse")

@@ -3,11 +3,12 @@
 The matrix square root is where FID implementations disagree most (issue 4), so it is done one
 way, in float64, and checked against pytorch-fid's `scipy.linalg.sqrtm` in the tests:
 
-    tr sqrt(S1 S2) = tr sqrt(A S2 A),  with A = S1^(1/2)
+    tr sqrt(S1 S2) = sum_i sqrt(lambda_i(F^T S2 F)),  with S1 = F F^T
 
-The right side is a symmetric positive semi-definite matrix, so both roots come from symmetric
-eigendecompositions (`eigh`), which are exact up to rounding, never complex, and much faster
-than the Schur-based `sqrtm` in 2048 dimensions (benchmarks/eval_speed.py).
+F^T S2 F is similar to S1 S2 (same eigenvalues) and symmetric positive semi-definite, so its
+eigenvalues come from a symmetric eigensolver (`eigvalsh`): exact up to rounding, never complex,
+and much faster than the Schur-based `sqrtm` in 2048 dimensions (benchmarks/eval_speed.py).
+F is the Cholesky factor of S1, or its symmetric square root when S1 is singular.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def frechet_distance(a: FeatureStats, b: FeatureStats, what: str = "FID") -> flo
     warn_if_singular(min(a.n, b.n), dim, what)
     mu_a, mu_b = torch.from_numpy(a.mean), torch.from_numpy(b.mean)
     cov_a, cov_b = torch.from_numpy(a.cov), torch.from_numpy(b.cov)
-    root_a = _psd_sqrt(cov_a)
-    middle = root_a @ cov_b @ root_a
+    # Any factor F with S_a = F F^T works, since F^T S_b F is similar to S_a S_b: Cholesky when S_a is
+    # positive definite (fast), else the symmetric root from eigh (singular covariances).
+    factor, info = torch.linalg.cholesky_ex(cov_a)
+    if info != 0:
+        factor = _psd_sqrt(cov_a)
+    middle = factor.T @ cov_b @ factor
     middle = (middle + middle.T) / 2  # symmetric in exact arithmetic; make it so in floating point
     trace_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
     value = float(((mu_a - mu_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt)
