@@ -80,8 +80,10 @@ class ConditionalBatchNorm2d(nn.Module):
             self.bn = nn.BatchNorm2d(channels, affine=False)
             self.gamma = nn.Embedding(num_classes, channels)
             self.beta = nn.Embedding(num_classes, channels)
-            nn.init.ones_(self.gamma.weight)  # start as the identity map for every class
-            nn.init.zeros_(self.beta.weight)
+            # Close to the identity for every class, but not equal across classes: as DCGAN's
+            # N(1, 0.02) BatchNorm scales, so classes differ from the first step.
+            nn.init.normal_(self.gamma.weight, 1.0, 0.02)
+            nn.init.normal_(self.beta.weight, 0.0, 0.02)
         else:
             self.bn = nn.BatchNorm2d(channels)
 
