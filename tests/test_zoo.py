@@ -232,3 +232,31 @@ def test_bad_zoo_settings_are_one_sentence(override, fragment):
 def test_unknown_penalty_suggests_the_closest():
     with pytest.raises(GankitError, match="did you mean 'gp'"):
         PENALTIES.build("gpp", LossConfig())
+
+
+def test_truncation_trick_at_sampling_time(tmp_path):
+    from gankit.sampling import generate
+    from gankit.training.checkpoint import save_checkpoint
+
+    cfg = config_lib.resolve("gan-ring8", ["train.steps=2", "train.batch_size=16"])
+    run = build_run(cfg, tmp_path, torch.device("cpu"))
+    training_loop(run, [])
+    save_checkpoint(tmp_path / "checkpoints" / "latest.pt", run.checkpoint())
+    plain, _ = generate(tmp_path, 200)
+    tight, _ = generate(tmp_path, 200, truncation=1e-4)
+    # With |z_i| <= 1e-4 every sample is G_ema(0), up to G's tiny slope near 0.
+    with torch.no_grad():
+        centre = run.G_ema(torch.zeros(1, cfg.model.z_dim))
+    assert (tight - centre).abs().max() < 1e-2
+    assert (plain - centre).abs().max() > 1e-2  # the run's own prior is not truncated
+    with pytest.raises(GankitError, match="--truncation must be positive"):
+        generate(tmp_path, 10, truncation=-1.0)
+
+
+def test_seed_flags_map_onto_config_keys():
+    cfg = config_lib.resolve("dcgan-mnist", ["model=dcgan", "batch_size=64", "lr=5e-5", "sng", "snd", "acml=2",
+                                             "spd=2", "rtype=tnormal", "aug_policy=diff_aug", "cg=hinge"])
+    assert (cfg.model.name, cfg.train.batch_size, cfg.train.lr_G, cfg.train.lr_D) == ("dcgan", 64, 5e-5, 5e-5)
+    assert cfg.model.spectral_norm_G and cfg.model.spectral_norm_D
+    assert (cfg.train.gradient_accumulation, cfg.train.discriminator_steps) == (2, 2)
+    assert (cfg.model.latent, cfg.train.augment, cfg.loss.name) == ("truncnormal", "diffaugment", "hinge")

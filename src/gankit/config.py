@@ -254,8 +254,10 @@ def _merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """['train.steps=10', 'eval.metrics=[fid,is]'] -> nested dict with YAML-typed values."""
+    from gankit.aliases import expand  # seed-style short names: sng, spd=2, rtype=tnormal, ...
+
     nested: dict[str, Any] = {}
-    for item in overrides:
+    for item in (full for given in overrides for full in expand(given)):
         if "=" not in item:
             raise GankitError(f"override '{item}' is not of the form key=value, such as train.steps=100.")
         key, raw = item.split("=", 1)
