@@ -35,6 +35,9 @@ def _assert_identical(a, b):
         ("dcgan-mnist", ["train.batch_size=16", "model.width=8", "train.gradient_accumulation=2",
                          "train.discriminator_steps=2"]),
         ("gan-ring8", ["train.batch_size=64"]),
+        # Penalty interpolates, lazy R1 and DiffAugment draw random numbers every step: all resume.
+        ("wgan-gp-mnist", ["train.batch_size=8", "model.width=4", "train.discriminator_steps=2",
+                           "train.augment=diffaugment", "loss.penalties=[gp,r1]", "loss.r1_every=2"]),
     ],
 )
 def test_resume_is_bit_identical(tmp_path, preset, overrides):

@@ -71,11 +71,13 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
               help="Output file: .png for a grid, .npy for raw float32 samples.")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, or a checkpoint path.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
-def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int) -> None:
+@click.option("--truncation", default=None, type=float,
+              help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")
+def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None) -> None:
     """Draw N samples from RUN_DIR's EMA generator into a PNG grid or a .npy array."""
     from gankit.sampling import sample_to_file
 
-    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed)}")
+    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed, truncation)}")
 
 
 @cli.command()

@@ -71,16 +71,46 @@ class ModelConfig:
     latent: str = "normal"  # latent prior registry name
     width: int = 64  # MLP: hidden units; conv nets: channels of the highest-resolution layer
     depth: int = 3  # MLP: hidden layers in G and in D
+    # The zoo's switches (README "The GAN zoo" lists the paper behind each).
+    truncation: float = 2.0  # latent=truncnormal: |z_i| never exceeds this threshold
+    spectral_norm_G: bool = False  # spectral norm on every conv/linear weight of G (seed's -sng)
+    spectral_norm_D: bool = False  # spectral norm on every conv/linear/embedding weight of D (-snd)
+    batchnorm_G: bool | None = None  # BatchNorm in G; None = the architecture's paper choice
+    batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
+    init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
+    pack: int = 2  # pacgan: samples D sees at once (PacGAN's m)
+    attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, not {self.z_dim}.")
         _check(self.width > 0, f"model.width must be positive, not {self.width}.")
         _check(self.depth > 0, f"model.depth must be positive, not {self.depth}.")
+        _check(self.truncation > 0, f"model.truncation must be positive, not {self.truncation}.")
+        _check(self.init in ("auto", "dcgan", "orthogonal", "kaiming"),
+               f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
+        _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
+        _check(self.attention_resolution >= 4,
+               f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
 
 
 @dataclass
 class LossConfig:
     name: str = "nonsaturating"  # loss registry name: the D and G objectives
+    clip: float = 0.01  # wasserstein: clip every D weight to [-clip, clip] after each D step; 0 = off
+    penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1
+    gp_weight: float = 10.0  # gp: lambda of WGAN-GP (Gulrajani 2017)
+    div_k: float = 2.0  # div: k of WGAN-div (Wu 2018)
+    div_p: float = 6.0  # div: p of WGAN-div, the power of the gradient norm
+    r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
+    r1_every: int = 16  # r1: D steps between lazy R1 applications (scaled by this, as StyleGAN2)
+    aux_weight: float = 1.0  # acgan: weight of the auxiliary classifier's cross-entropy
+    recon_weight: float = 1.0  # veegan: weight of the reconstructor's |z - F(G(z))|^2
+
+    def __post_init__(self) -> None:
+        _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
+        for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight"):
+            _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
+        _check(self.r1_every >= 1, f"loss.r1_every must be 1 or more, not {self.r1_every}.")
 
 
 @dataclass
@@ -101,6 +131,8 @@ class TrainConfig:
     sample_every: int = 500  # steps between fixed-noise sample grids
     checkpoint_every: int = 1000  # steps between step-XXXXXX.pt checkpoints
     grid_samples: int = 64  # samples in each grid (points for 2-D data get 4096 instead)
+    augment: str = "none"  # augment registry name applied to D's inputs: none | diffaugment
+    augment_policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])  # diffaugment ops
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps",
@@ -114,6 +146,8 @@ class TrainConfig:
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
+        unknown = sorted(set(self.augment_policy) - {"color", "translation", "cutout"})
+        _check(not unknown, f"train.augment_policy may hold color, translation and cutout, not {unknown}.")
 
 
 @dataclass
@@ -252,8 +286,10 @@ def _merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """['train.steps=10', 'eval.metrics=[fid,is]'] -> nested dict with YAML-typed values."""
+    from gankit.aliases import expand  # seed-style short names: sng, spd=2, rtype=tnormal, ...
+
     nested: dict[str, Any] = {}
-    for item in overrides:
+    for item in (full for given in overrides for full in expand(given)):
         if "=" not in item:
             raise GankitError(f"override '{item}' is not of the form key=value, such as train.steps=100.")
         key, raw = item.split("=", 1)

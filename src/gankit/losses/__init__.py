@@ -65,4 +65,4 @@ def build_loss(cfg) -> LogitLoss:
     return LOSSES.build(cfg.name, cfg)
 
 
-from gankit.losses import nonsaturating  # noqa: E402,F401
+from gankit.losses import acgan, hinge, lsgan, minimax, nonsaturating, veegan, wasserstein  # noqa: E402,F401

@@ -8,6 +8,16 @@ generators the same way.
 Builders take the model config, the data shape ((2,) for points, (C, H, W) for images) and the
 number of classes (0 when unconditional), and return `Nets`. Every network takes an optional
 label tensor, so conditional and unconditional models share one training loop.
+
+Two optional D methods extend that contract, and the contract tests check both:
+- `D.logits_and_classes(x)` -> ((B,) adversarial logits, (B, num_classes) class logits), for
+  discriminators with an auxiliary classifier (ACGAN);
+- `D.needs_z = True`: D scores (x, z) pairs and is called `D(x, labels, z)` (VEEGAN); its G then
+  has `G.reconstruct(x) -> z`.
+A PacGAN D returns one logit per pack of `model.pack` samples, (B / pack,).
+
+`build_nets` applies the config's cross-cutting switches after the builder: the init scheme,
+then spectral norm (which wraps the initialised weight, so it must come second).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gankit.errors import GankitError
 from gankit.registry import Registry
 
 
@@ -32,8 +43,44 @@ list_models = MODELS.list
 
 
 def build_nets(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
-    return MODELS.build(cfg.name, cfg, tuple(data_shape), num_classes)
+    from gankit.nets.layers import INITS, apply_spectral_norm
+
+    nets = MODELS.build(cfg.name, cfg, tuple(data_shape), num_classes)
+    if cfg.init != "auto":
+        INITS[cfg.init](nets.G)
+        INITS[cfg.init](nets.D)
+    if cfg.spectral_norm_G:
+        apply_spectral_norm(nets.G)
+    if cfg.spectral_norm_D:
+        apply_spectral_norm(nets.D, embeddings=True)
+    return nets
+
+
+def require_classes(model: str, num_classes: int) -> None:
+    """Conditional models need a labelled dataset; say so before anything is built."""
+    if not num_classes:
+        raise GankitError(f"model {model} is conditional and needs a labelled dataset such as mnist5k "
+                          "or cifar10; change data.name or model.name.")
+
+
+def require_images(model: str, data_shape: tuple[int, ...], resolutions: tuple[int, ...] | None = None) -> None:
+    if len(data_shape) != 3:
+        raise GankitError(f"model {model} needs image data, but this dataset has shape {data_shape}; "
+                          "use model.name=mlp.")
+    if resolutions and data_shape[1] not in resolutions:
+        raise GankitError(f"model {model} supports {' or '.join(map(str, resolutions))} px, not "
+                          f"{data_shape[1]}; set data.resolution.")
 
 
 # Importing the variants registers them; one file per variant.
-from gankit.nets import dcgan, mlp  # noqa: E402,F401
+from gankit.nets import (  # noqa: E402,F401
+    acgan,
+    cgan,
+    dcgan,
+    mlp,
+    pacgan,
+    sagan,
+    sngan,
+    sngan_projection,
+    veegan,
+)

@@ -2,7 +2,8 @@
 convolutional GANs"), following the paper's architecture guidelines:
 
 - no pooling: G upsamples with fractionally strided convolutions, D downsamples with strided ones;
-- BatchNorm in G and D, except G's output layer and D's input layer;
+- BatchNorm in G and D, except G's output layer and D's input layer (switchable: WGAN-GP's
+  critic must not have it, since its per-sample penalty assumes samples are scored independently);
 - no fully connected hidden layers;
 - ReLU in G with Tanh at the output, LeakyReLU (slope 0.2) in D;
 - weights initialised from N(0, 0.02).
@@ -18,8 +19,8 @@ import torch
 from torch import nn
 
 from gankit.errors import GankitError
-from gankit.nets import Nets, register_model
-from gankit.nets.layers import dcgan_init
+from gankit.nets import Nets, register_model, require_images
+from gankit.nets.layers import batchnorm2d, dcgan_init
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -34,7 +35,7 @@ def _plan(resolution: int) -> tuple[int, int]:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, resolution: int, width: int):
+    def __init__(self, z_dim: int, channels: int, resolution: int, width: int, batchnorm: bool = True):
         super().__init__()
         base, stages = _plan(resolution)
         self.z_dim = z_dim
@@ -42,14 +43,14 @@ class DCGANGenerator(nn.Module):
         # A transposed conv with kernel = base turns the (z, 1, 1) input into (ch, base, base):
         # the "project and reshape" of the paper, without a hidden fully connected layer.
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
+            nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=not batchnorm),
+            batchnorm2d(ch, batchnorm),
             nn.ReLU(True),
         ]
         for _ in range(stages - 1):
             layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not batchnorm),
+                batchnorm2d(ch // 2, batchnorm),
                 nn.ReLU(True),
             ]
             ch //= 2
@@ -62,32 +63,32 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, resolution: int, width: int):
+    def __init__(self, channels: int, resolution: int, width: int, batchnorm: bool = True, outputs: int = 1):
         super().__init__()
         base, stages = _plan(resolution)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = width
         for _ in range(stages - 1):
             layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch * 2),
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not batchnorm),
+                batchnorm2d(ch * 2, batchnorm),
                 nn.LeakyReLU(0.2, True),
             ]
             ch *= 2
-        layers.append(nn.Conv2d(ch, 1, base, 1, 0))  # (B, 1, 1, 1): one logit per image
-        self.net = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)  # (B, ch, base, base); ACGAN puts a second head on it
+        self.features_shape = (ch, base, base)
+        self.head = nn.Conv2d(ch, outputs, base, 1, 0)  # (B, outputs, 1, 1): one logit per image
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).flatten()  # (B,) logits
+        return self.head(self.features(x)).flatten()  # (B,) logits
 
 
 @register_model("dcgan")
 def build_dcgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
-    if len(data_shape) != 3:
-        raise GankitError(f"DCGAN needs image data, but this dataset has shape {data_shape}; use model.name=mlp.")
+    require_images("dcgan", data_shape)
     channels, resolution, _ = data_shape
     return Nets(
-        G=DCGANGenerator(cfg.z_dim, channels, resolution, cfg.width),
-        D=DCGANDiscriminator(channels, resolution, cfg.width),
+        G=DCGANGenerator(cfg.z_dim, channels, resolution, cfg.width, cfg.batchnorm_G is not False),
+        D=DCGANDiscriminator(channels, resolution, cfg.width, cfg.batchnorm_D is not False),
     )

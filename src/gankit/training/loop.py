@@ -19,12 +19,14 @@ import torch
 from torch import nn
 
 from gankit import config as config_lib
+from gankit.augment import build_augment
 from gankit.config import Config
 from gankit.data import build_dataset
 from gankit.errors import GankitError
 from gankit.latent import build_prior
 from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
+from gankit.penalties import build_penalties
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
@@ -102,10 +104,12 @@ class Run:
         self.loader.load_state_dict(payload["rng"]["data"])
 
 
-def build_run(cfg: Config, run_dir: Path, device: torch.device) -> Run:
-    """Networks, optimizers, data and fixed noise for `cfg`, initialised from its seed."""
+def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None) -> Run:
+    """Networks, optimizers, data and fixed noise for `cfg`, initialised from its seed.
+
+    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors)."""
     seed_everything(cfg.train.seed)
-    dataset = build_dataset(cfg.data)
+    dataset = dataset if dataset is not None else build_dataset(cfg.data)
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     G = nets.G.to(device, memory_format=memory_format)
@@ -144,8 +148,8 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
     loss = build_loss(run.cfg.loss)
     prior = build_prior(run.cfg.model)
     ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
-    augment: nn.Module = nn.Identity()  # DiffAugment and friends plug in here (the zoo issue)
-    penalties: list = []  # gradient penalties plug in here (the zoo issue)
+    augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
+    penalties = build_penalties(run.cfg.loss)  # [] unless loss.penalties names some
     device = run.fixed_z.device
     nets = Nets(G=run.G.train(), D=run.D.train())
 
