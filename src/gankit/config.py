@@ -102,7 +102,7 @@ class LossConfig:
     div_k: float = 2.0  # div: k of WGAN-div (Wu 2018)
     div_p: float = 6.0  # div: p of WGAN-div, the power of the gradient norm
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
-    r1_every: int = 16  # r1: D steps between lazy R1 applications (scaled by this, as StyleGAN2)
+    r1_every: int = 16  # r1: training steps between lazy R1 applications (the term is scaled by it, as StyleGAN2)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classifier's cross-entropy
     recon_weight: float = 1.0  # veegan: weight of the reconstructor's |z - F(G(z))|^2
 

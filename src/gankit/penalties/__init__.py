@@ -1,6 +1,6 @@
 """The penalty registry: regularisers of D added to its loss in the D phase.
 
-A penalty is an object with a `weight` and an `every` (in D steps); the loop calls
+A penalty is an object with a `weight` and an `every` (in training steps); the loop calls
 `penalty(nets, batch, step)` for every D batch and adds the named terms it returns (none on
 steps it skips). Keeping penalties apart from losses lets any loss take any penalty:
 WGAN-GP is `loss.name=wasserstein loss.clip=0 loss.penalties=[gp]`.
@@ -23,7 +23,7 @@ class Penalty:
 
     def __init__(self, weight: float, every: int = 1):
         self.weight = weight  # multiplies the term
-        self.every = every  # apply on D steps where step % every == 0 (lazy regularisation)
+        self.every = every  # apply on training steps where step % every == 0 (lazy regularisation)
 
     def __call__(self, nets: Nets, batch: Batch, step: int) -> Terms:
         if step % self.every:
