@@ -69,7 +69,8 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
 @click.option("--n", "n", default=64, show_default=True, type=int, help="Number of samples.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output file: .png for a grid, .npy for raw float32 samples.")
-@click.option("--checkpoint", default="latest", show_default=True, help="latest, or a checkpoint path.")
+@click.option("--checkpoint", default="latest", show_default=True,
+              help="latest, best, a step number, or a checkpoint path.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
 @click.option("--truncation", default=None, type=float,
               help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")

@@ -12,15 +12,48 @@ from gankit.data import build_dataset
 from gankit.errors import GankitError
 from gankit.latent import TruncatedNormalPrior, build_prior
 from gankit.nets import build_nets
-from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.training.checkpoint import load_checkpoint
 from gankit.training.hooks import save_samples
 from gankit.training.loop import pick_device
 from gankit.utils import atomic_write
 
 
+@torch.no_grad()
+def draw_samples(G: torch.nn.Module, prior, n: int, seed: int, device: torch.device, num_classes: int,
+                 batch_size: int = 250) -> torch.Tensor:
+    """n samples (n, *data_shape) on the CPU from G in eval mode, on seeded noise; G's mode is restored.
+
+    Conditional G gets labels 0, 1, 2, ... cycling, so every class is represented equally.
+    """
+    was_training = G.training
+    G.eval()
+    noise = torch.Generator(device).manual_seed(seed)
+    chunks = []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        labels = torch.arange(start, start + count, device=device) % num_classes if num_classes else None
+        chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
+    G.train(was_training)
+    return torch.cat(chunks)
+
+
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    if checkpoint == "latest":
-        return latest_checkpoint(run_dir)
+    """latest, best, a step number, or a path -> the checkpoint file, or one sentence why not."""
+    folder = Path(run_dir) / "checkpoints"
+    if checkpoint in ("latest", "best"):
+        path = folder / f"{checkpoint}.pt"
+        if not path.is_file():
+            hint = ("it is written when training evaluates eval.metrics" if checkpoint == "best"
+                    else "train the run first")
+            raise GankitError(f"{run_dir} has no checkpoints/{checkpoint}.pt; {hint}.")
+        return path
+    if checkpoint.isdigit():
+        path = folder / f"step-{int(checkpoint):06d}.pt"
+        if not path.is_file():
+            steps = sorted(p.stem[5:].lstrip("0") or "0" for p in folder.glob("step-*.pt"))
+            raise GankitError(f"{run_dir} has no checkpoint at step {checkpoint}; it has steps "
+                              f"{', '.join(steps) or 'none'}, or use latest or best.")
+        return path
     return Path(checkpoint)
 
 
@@ -44,13 +77,7 @@ def generate(run_dir: Path, n: int, checkpoint: str = "latest", seed: int = 0,
     G.load_state_dict(payload[network])
     G.to(device).eval()
     prior = build_prior(cfg.model) if truncation is None else TruncatedNormalPrior(cfg.model.z_dim, truncation)
-    noise = torch.Generator(device).manual_seed(seed)
-    chunks = []
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
-        labels = torch.arange(start, start + count, device=device) % num_classes if num_classes else None
-        chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
-    return torch.cat(chunks), dataset
+    return draw_samples(G, prior, n, seed, device, num_classes, batch_size), dataset
 
 
 def sample_to_file(run_dir: Path, n: int, out: Path, checkpoint: str = "latest", seed: int = 0,

@@ -26,6 +26,8 @@ from gankit.errors import GankitError
 from gankit.metrics import build_metric
 from gankit.metrics.backbone import Backbone
 from gankit.metrics.stats import FeatureStats, feature_statistics
+from gankit.sampling import draw_samples as generate
+from gankit.sampling import resolve_checkpoint
 from gankit.utils import append_jsonl, atomic_write
 
 # How real images become backbone input; part of the reference cache key.
@@ -217,41 +219,6 @@ def lower_is_better(scalar: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Samples from generators, and whole-checkpoint evaluation (the `gankit eval` command).
-
-
-@torch.no_grad()
-def generate(G: torch.nn.Module, prior, n: int, seed: int, device: torch.device, num_classes: int,
-             batch_size: int = 250) -> torch.Tensor:
-    """n samples (n, *data_shape) on the CPU from G in eval mode, on seeded noise; G's mode is restored."""
-    was_training = G.training
-    G.eval()
-    noise = torch.Generator(device).manual_seed(seed)
-    chunks = []
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
-        labels = torch.arange(start, start + count, device=device) % num_classes if num_classes else None
-        chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
-    G.train(was_training)
-    return torch.cat(chunks)
-
-
-def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    folder = Path(run_dir) / "checkpoints"
-    if checkpoint in ("latest", "best"):
-        path = folder / f"{checkpoint}.pt"
-        if not path.is_file():
-            hint = ("it is written when training evaluates eval.metrics" if checkpoint == "best"
-                    else "train the run first")
-            raise GankitError(f"{run_dir} has no checkpoints/{checkpoint}.pt; {hint}.")
-        return path
-    if checkpoint.isdigit():
-        path = folder / f"step-{int(checkpoint):06d}.pt"
-        if not path.is_file():
-            steps = sorted(p.stem[5:].lstrip("0") or "0" for p in folder.glob("step-*.pt"))
-            raise GankitError(f"{run_dir} has no checkpoint at step {checkpoint}; it has steps "
-                              f"{', '.join(steps) or 'none'}, or use latest or best.")
-        return path
-    return Path(checkpoint)
 
 
 def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None = None, checkpoint: str = "latest",
