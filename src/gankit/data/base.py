@@ -30,6 +30,11 @@ class ImageTensors:
         return InMemoryLoader(self, batch_size, seed, device)
 
 
+def fetch_hint(download: bool) -> str:
+    """The end of a missing-files sentence: what `data.download` can or could not do."""
+    return "the download failed (is there a network?)" if download else "add data.download=true to fetch them"
+
+
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of G's Tanh output."""
     return images.float().div_(127.5).sub_(1.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from gankit.data import register_dataset, sources
+from gankit.data.base import fetch_hint
 from gankit.data.stream import read_cached_labels
 from gankit.errors import GankitError
 
@@ -39,8 +40,7 @@ def build_cifar10(cfg):
         try:
             ds = CIFAR10(str(root), train=train, download=cfg.download)
         except (RuntimeError, OSError):
-            how = ("the download failed (is there a network?)" if cfg.download
-                   else "add data.download=true to fetch them")
+            how = fetch_hint(cfg.download)
             raise GankitError(
                 f"CIFAR-10 is not in {folder} (or fails torchvision's MD5 check): put {', '.join(CIFAR10_FILES)} "
                 f"from cifar-10-python.tar.gz there (or the .tar.gz itself in {root}), or {how}."

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gankit.data import register_dataset, sources
-from gankit.data.base import ImageTensors, match_channels, resize_uint8
+from gankit.data.base import ImageTensors, fetch_hint, match_channels, resize_uint8
 from gankit.data.sources import cache_arrays
 from gankit.data.stream import read_cached_labels
 from gankit.errors import GankitError
@@ -57,8 +57,7 @@ def load_idx_dataset(dataset_class, cfg, registry_name: str):
         if not all(f.is_file() for f in files):
             raise RuntimeError("missing")
     except (RuntimeError, OSError):
-        how = ("the download failed (is there a network?)" if cfg.download
-               else "add data.download=true to fetch them")
+        how = fetch_hint(cfg.download)
         raise GankitError(
             f"{name} is not in {raw}: put {', '.join(MNIST_FILES)} there, or {how}"
             f"{' (or use data.name=mnist5k offline)' if name == 'MNIST' else ''}."
