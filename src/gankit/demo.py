@@ -32,7 +32,7 @@ def main(out: Path = Path("runs")) -> None:
         print(f"   loss curves      : {run_dir / 'plots' / 'losses.png'}")
         print(f"   checkpoints      : {run_dir / 'checkpoints'}")
         print(f"   stats            : {run_dir / 'stats.jsonl'} (TensorBoard: tensorboard --logdir {out})")
-    print(f"\nSample more with: gankit sample {run_dir} --n 64 --out digits.png")
+    print(f"\nSample more with: .venv/bin/gankit sample {run_dir} --n 64 --out digits.png")
 
 
 if __name__ == "__main__":
