@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from gankit.data.base import SampledLoader
+
 # Classes of the labelled image datasets the presets name; unlisted datasets are unlabelled.
 KNOWN_CLASSES = {"mnist": 10, "mnist5k": 10, "fashion-mnist": 10, "cifar10": 10, "stacked-mnist": 1000}
 
@@ -24,23 +26,10 @@ class StandInImages:
         side = data_cfg.resolution
         return cls((data_cfg.channels, side, side), KNOWN_CLASSES.get(data_cfg.name, 0))
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> StandInLoader:
-        return StandInLoader(self, batch_size, seed, device)
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = torch.rand(n, *self.shape, generator=generator) * 2 - 1  # in [-1, 1]
+        labels = torch.randint(self.num_classes, (n,), generator=generator) if self.num_classes else None
+        return x, labels
 
-
-class StandInLoader:
-    def __init__(self, data: StandInImages, batch_size: int, seed: int, device: torch.device):
-        self.data, self.batch_size, self.device = data, batch_size, device
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = torch.rand(self.batch_size, *self.data.shape, generator=self.generator) * 2 - 1  # in [-1, 1]
-        y = (torch.randint(self.data.num_classes, (self.batch_size,), generator=self.generator)
-             if self.data.num_classes else None)
-        return x.to(self.device), (y.to(self.device) if y is not None else None)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+    def loader(self, batch_size: int, seed: int, device: torch.device) -> SampledLoader:
+        return SampledLoader(self.draw, batch_size, seed, device)

@@ -102,3 +102,25 @@ class InMemoryLoader:
         self.order = state["order"].clone()
         self.position = int(state["position"])
         self.epoch = int(state["epoch"])
+
+
+class SampledLoader:
+    """Endless fresh batches from `draw(n, generator) -> (x, labels | None)`.
+
+    For data that is sampled rather than stored (the 2-D mixtures, stand-in tensors): the
+    generator's state is the whole position, so it alone goes into a checkpoint.
+    """
+
+    def __init__(self, draw, batch_size: int, seed: int, device: torch.device):
+        self.draw, self.batch_size, self.device = draw, batch_size, device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, labels = self.draw(self.batch_size, self.generator)
+        return x.to(self.device), (labels.to(self.device) if labels is not None else None)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from gankit.data import register_dataset
+from gankit.data.base import SampledLoader
 
 
 @dataclass
@@ -29,26 +30,9 @@ class GaussianMixture:
         points = self.means[modes] + self.std * torch.randn(n, 2, generator=generator)
         return points, modes
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> MixtureLoader:
-        return MixtureLoader(self, batch_size, seed, device)
-
-
-class MixtureLoader:
-    """Endless fresh batches; the generator state is the whole position."""
-
-    def __init__(self, mixture: GaussianMixture, batch_size: int, seed: int, device: torch.device):
-        self.mixture, self.batch_size, self.device = mixture, batch_size, device
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next(self) -> tuple[torch.Tensor, None]:
-        points, _ = self.mixture.sample(self.batch_size, self.generator)
-        return points.to(self.device), None  # (B, 2)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+    def loader(self, batch_size: int, seed: int, device: torch.device) -> SampledLoader:
+        # The mode index is not a label: mixtures train unconditionally.
+        return SampledLoader(lambda n, generator: (self.sample(n, generator)[0], None), batch_size, seed, device)
 
 
 def ring_means(num_modes: int, radius: float) -> torch.Tensor:
