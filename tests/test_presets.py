@@ -50,10 +50,11 @@ def test_preset_trains_two_steps_or_names_its_missing_data(preset, datasets, tmp
         if key not in datasets:
             datasets[key] = build_dataset(cfg.data)
     except GankitError as exc:
-        # The dataset's files are absent (or, before the datasets branch lands, its loader):
-        # one sentence that names the dataset, and nothing written under data.root.
+        # The dataset's files are absent: one sentence that names the dataset and says which
+        # files to put where under data.root, and nothing written there.
         message = str(exc)
         assert "\n" not in message and _normalise(cfg.data.name) in _normalise(message), message
+        assert str(tmp_path / "data") in message and "put" in message, message
         assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.*"))
         # The preset's model, loss and tricks still train on stand-in tensors of its data shape.
         _assert_two_steps(cfg, StandInImages.for_config(cfg.data))
