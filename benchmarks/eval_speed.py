@@ -1,7 +1,8 @@
 """Evaluation speed, by hand (never in timed tests): `python benchmarks/eval_speed.py`.
 
 1. Inception feature extraction, img/s, on the same images: gankit's path (torch-fidelity's
-   extractor in channels_last under inference_mode, pool + logits in one pass) against
+   layers with BN folded into the convolutions, the TF1 resize as matmuls, channels_last,
+   inference_mode, pool + logits in one pass) against
    torch-fidelity's own path (`get_featuresdict_from_dataset`). Goal: >= 1.5x.
 2. The Fréchet distance in 2048-d: gankit's eigendecomposition against pytorch-fid's
    `calculate_frechet_distance` (scipy.linalg.sqrtm). Goal: >= 5x faster, equal values.

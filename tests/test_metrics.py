@@ -121,6 +121,35 @@ def random_inception(tmp_path_factory):
     return write_random_inception(tmp_path_factory.mktemp("inception") / "random-inception.pth")
 
 
+@pytest.mark.parametrize("size", [(32, 32), (28, 20), (8, 8), (299, 299), (512, 400)])
+def test_matmul_resize_equals_torch_fidelity_tf1_bilinear(size):
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from gankit.metrics.inception import tf1_resize_matrix
+
+    x = torch.randint(0, 256, (2, 3, *size), generator=torch.Generator().manual_seed(0)).float()
+    expected = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    got = tf1_resize_matrix(size[0]) @ x @ tf1_resize_matrix(size[1]).T
+    # pixel values are 0..255; float32 rounding of a differently ordered sum is ~1e-5 of that
+    assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_inception_features_equal_torch_fidelity(random_inception):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from gankit.metrics.inception import InceptionBackbone
+
+    grey = torch.randint(0, 256, (3, 1, 28, 28), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                         feature_extractor_weights_path=str(random_inception))
+    with torch.inference_mode():
+        pool, logits = theirs(grey.expand(-1, 3, -1, -1))
+    ours = InceptionBackbone(random_inception, batch_size=2)(grey.float() / 127.5 - 1)  # 2 batches, one of 1
+    # BN folded into the convolutions and the matmul resize change only float rounding
+    assert (ours["pool"] - pool).abs().max() <= 1e-5 * pool.abs().max()
+    assert (ours["logits"] - logits).abs().max() <= 1e-5 * logits.abs().max()
+
+
 def test_fid_is_kid_equal_torch_fidelity(random_inception, tmp_path):
     import torch_fidelity
 
