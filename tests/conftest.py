@@ -47,3 +47,11 @@ def mnist_classifier(tmp_path_factory):
     out = cache / "classifiers" / "mnist5k-28px-1ch.pt"
     meta = train_classifier(DataConfig(name="mnist5k"), out, epochs=1, log=lambda *_: None)
     return cache, out, meta
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory):
+    """A random-weight TF-FID Inception file (Kaiming convolutions), loadable by gankit and torch-fidelity."""
+    from inception_weights import write_random_inception
+
+    return write_random_inception(tmp_path_factory.mktemp("inception") / "random-inception.pth")

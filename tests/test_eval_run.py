@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from gankit import config as config_lib
 from gankit.cli import main
+from gankit.metrics.stats import SingularCovarianceWarning
 from gankit.training.loop import build_run, train
 from gankit.utils import read_jsonl
 
@@ -87,6 +89,38 @@ def test_dcgan_run_scores_classifier_fid_and_is(tmp_path, mnist_classifier):
     assert all(r["backbone"] == "classifier:mnist5k" and r["n_reference"] == 200 for r in cfid)
     assert all(r["value"] > 0 for r in cfid)
     assert json.loads(json.dumps(records))  # plain JSON all through
+
+
+def test_gankit_eval_inception_metrics_carry_their_protocol_and_repeat_exactly(tmp_path, random_inception, capsys):
+    cfg = config_lib.resolve("dcgan-mnist", [
+        "train.steps=2", "train.batch_size=8", "model.width=8", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", "eval.num_samples=12", f"eval.cache_dir={tmp_path / 'cache'}"])
+    run_dir = train(cfg, tmp_path / "run")
+    args = ["eval", str(run_dir), "--metrics", "fid,is,kid", "--ref", "test",
+            "--inception-weights", str(random_inception)]
+    with pytest.warns(SingularCovarianceWarning):  # 12 samples in 2048-d, on purpose: the test is the protocol
+        main(args)
+    assert "fid" in capsys.readouterr().out
+    references = list((tmp_path / "cache").rglob("*inception*"))
+    assert len(references) == 1  # the test split's statistics, cached under their key
+    written = references[0].stat().st_mtime_ns
+    with pytest.warns(SingularCovarianceWarning):
+        main(args)  # the same command again reads that cache and must give the same numbers
+    assert references[0].stat().st_mtime_ns == written
+    records = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("source") == "gankit eval"]
+    first, second = records[:len(records) // 2], records[len(records) // 2:]
+    assert {r["metric"] for r in first} == {"fid", "is", "is_std", "kid", "kid_std"}
+    assert [r["value"] for r in first] == [r["value"] for r in second]
+    weights_hash = hashlib.sha256(random_inception.read_bytes()).hexdigest()[:16]
+    for record in first:
+        assert all(key in record for key in PROTOCOL), record
+        assert record["backbone"] == "inception-2015-12-05" and record["weights_hash"] == weights_hash
+        assert record["n_generated"] == 12 and record["checkpoint_step"] == 2
+        if record["metric"].startswith("is"):  # IS scores generated images alone
+            assert record["reference_split"] is None and record["n_reference"] is None
+        else:
+            assert record["reference_split"] == "test" and record["n_reference"] == 12
+        assert record["resize"].startswith("tf1-bilinear-299")
 
 
 def test_classifier_command_refuses_unlabelled_data_and_bad_epochs(tmp_path, capsys):

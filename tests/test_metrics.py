@@ -114,13 +114,6 @@ def test_collapse_rule():
 # Inception: gankit's path against torch-fidelity's own, on one random-weight weights file.
 
 
-@pytest.fixture(scope="session")
-def random_inception(tmp_path_factory):
-    from inception_weights import write_random_inception
-
-    return write_random_inception(tmp_path_factory.mktemp("inception") / "random-inception.pth")
-
-
 @pytest.mark.parametrize("size", [(32, 32), (28, 20), (8, 8), (299, 299), (512, 400)])
 def test_matmul_resize_equals_torch_fidelity_tf1_bilinear(size):
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
