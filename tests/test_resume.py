@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gankit import config as config_lib
+from gankit.errors import GankitError
 from gankit.training.checkpoint import load_checkpoint
 from gankit.training.loop import resume, train
 
@@ -65,3 +66,13 @@ def test_resume_through_the_cli_continues_not_restarts(tmp_path):
     assert payload["step"] == 8
     steps = [line for line in (tmp_path / "r" / "stats.jsonl").read_text().splitlines()]
     assert len(steps) == 4
+
+
+def test_resume_judges_overrides_after_seed_aliases_expand(tmp_path):
+    train(config_lib.resolve("gan-ring8", ["train.steps=2", "train.checkpoint_every=2", "train.log_every=2"]),
+          tmp_path / "r")
+    with pytest.raises(GankitError, match=r"not 'model\.spectral_norm_G'"):
+        resume(tmp_path / "r", ["sng"])  # the seed flag for a model key
+    resume(tmp_path / "r", ["spd=2", "acml=2", "train.steps=3"])  # seed flags for train keys
+    cfg = config_lib.from_dict(load_checkpoint(tmp_path / "r" / "checkpoints" / "latest.pt")["config"])
+    assert cfg.train.discriminator_steps == 2 and cfg.train.gradient_accumulation == 2 and cfg.train.steps == 3

@@ -212,7 +212,10 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
 def resume(run_dir: Path, overrides: list[str] = ()) -> Path:
     """Continue `run_dir` from checkpoints/latest.pt, with optional overrides (e.g. more steps)."""
     checkpoint = latest_checkpoint(run_dir)
-    fixed = [o for o in overrides if not o.startswith(("train.", "eval."))]
+    # Judged on the parsed keys, after seed aliases expand: `spd=2` is train.discriminator_steps.
+    changed = config_lib.parse_overrides(list(overrides))
+    fixed = [f"{section}.{key}" for section, keys in changed.items() if section not in ("train", "eval")
+             for key in keys]
     if fixed:
         # The weights in the checkpoint were made by this data and model; changing them is a new run.
         raise GankitError(f"a resumed run can change only train.* and eval.* keys, not '{fixed[0]}'; "
