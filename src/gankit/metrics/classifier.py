@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.config import DataConfig
+from gankit.data.base import to_unit_range
 from gankit.errors import GankitError
 from gankit.metrics.backbone import Backbone, file_sha256, to_uint8
 from gankit.utils import atomic_write, atomic_write_text
@@ -63,16 +64,12 @@ def _all_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1  # uint8 -> [-1, 1], G's range
-
-
 @torch.no_grad()
 def accuracy(net: SmallCNN, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
     net.eval()
     correct = 0
     for start in range(0, len(images), 500):
-        _, logits = net(_unit(images[start:start + 500]).to(device))
+        _, logits = net(to_unit_range(images[start:start + 500]).to(device))
         correct += int((logits.argmax(1).cpu() == labels[start:start + 500]).sum())
     return correct / len(images)
 
@@ -98,7 +95,7 @@ def train_classifier(data: DataConfig, out: Path, epochs: int = 4, batch_size: i
         order = torch.randperm(len(train_images), generator=order_rng)
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            x = _unit(train_images[index]).to(device_)
+            x = to_unit_range(train_images[index]).to(device_)
             # Small random shifts (up to 2 px) keep a net trained on 4,500 digits from overfitting.
             shift = torch.randint(-2, 3, (2,), generator=order_rng).tolist()
             x = torch.roll(x, shifts=shift, dims=(2, 3))
@@ -150,12 +147,13 @@ class ClassifierBackbone(Backbone):
         self.name = f"classifier:{self.meta['dataset']}"
         self.weights_hash = file_sha256(path)
 
-    def check_input(self, channels: int, resolution: int) -> None:
+    def check_input(self, channels: int) -> None:
+        # Resolution needs no check: the net pools adaptively, so any size works.
         if channels != self.meta["channels"]:
             raise GankitError(f"the classifier {self.name} takes {self.meta['channels']}-channel images, "
                               f"not {channels}; train one on this dataset with `gankit classifier train`.")
 
     def forward_batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         # Quantised like a saved PNG, as the Inception path does, so fakes and reals match in kind.
-        features, logits = self.net(_unit(to_uint8(images)).to(self.device))
+        features, logits = self.net(to_unit_range(to_uint8(images)).to(self.device))
         return {"pool": features, "logits": logits}
