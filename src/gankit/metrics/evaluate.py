@@ -22,12 +22,12 @@ import torch
 
 from gankit import config as config_lib
 from gankit.config import DataConfig, EvalConfig
+from gankit.data.base import to_unit_range
 from gankit.errors import GankitError
 from gankit.metrics import build_metric
 from gankit.metrics.backbone import Backbone
 from gankit.metrics.stats import FeatureStats, feature_statistics
-from gankit.sampling import draw_samples as generate
-from gankit.sampling import resolve_checkpoint
+from gankit.sampling import draw_samples, resolve_checkpoint
 from gankit.utils import append_jsonl, atomic_write
 
 # How real images become backbone input; part of the reference cache key.
@@ -49,7 +49,7 @@ def real_images(dataset, n: int) -> torch.Tensor:
         raise GankitError("this dataset keeps no images in memory to build reference statistics from; "
                           "use an image dataset such as mnist5k, mnist or cifar10.")
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
-    return images[order].float() / 127.5 - 1
+    return to_unit_range(images[order])
 
 
 @dataclass
@@ -151,7 +151,7 @@ class Evaluation:
         if name == "classifier":
             path = self.eval_cfg.classifier or default_classifier_path(cache_root(self.eval_cfg), self.data)
             backbone = ClassifierBackbone(path, self.device)
-            backbone.check_input(self.data.channels, self.data.resolution)
+            backbone.check_input(self.data.channels)
             return backbone
         if name == "digit-classifier":  # Stacked MNIST: an MNIST classifier applied per channel
             if self.eval_cfg.classifier:
@@ -202,6 +202,16 @@ def score(ev: Evaluation, metrics: list[str]) -> list[dict[str, Any]]:
     return records
 
 
+def score_samples(ev: Evaluation, metrics: list[str], checkpoint: str, step: int, images_seen: int,
+                  source: str) -> list[dict[str, Any]]:
+    """`score`'s records, each also saying which samples were scored: network, checkpoint, step,
+    kimg, seed, dataset, and whether training or `gankit eval` scored them."""
+    context = {"network": ev.eval_cfg.network, "checkpoint": checkpoint, "checkpoint_step": step,
+               "kimg": images_seen / 1000, "seed": ev.eval_cfg.seed, "dataset": ev.data.name, "source": source,
+               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return [{**record, **context} for record in score(ev, metrics)]
+
+
 def headline(metric_name: str) -> str:
     """The scalar a registry name stands for when picking the best checkpoint: pr -> precision."""
     return build_metric(metric_name).headline
@@ -242,8 +252,9 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
         changes["num_samples"] = n
     if reference_split is not None:
         changes["reference_split"] = reference_split
-    eval_cfg = config_lib.from_dict({**config_lib.to_dict(cfg), "eval": {**config_lib.to_dict(cfg)["eval"],
-                                                                            **changes}}).eval
+    values = config_lib.to_dict(cfg)
+    values["eval"].update(changes)
+    eval_cfg = config_lib.from_dict(values).eval  # checked like any config: a bad value is one sentence
     device = pick_device(cfg.train.device)
     dataset = build_dataset(cfg.data)
     if metrics is None:  # the run's own metrics, else the standard set for its kind of data
@@ -253,12 +264,9 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
     G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
     G.load_state_dict(payload[eval_cfg.network])
     G.to(device)
-    fake = generate(G, build_prior(cfg.model), eval_cfg.num_samples, eval_cfg.seed, device, dataset.num_classes)
+    fake = draw_samples(G, build_prior(cfg.model), eval_cfg.num_samples, eval_cfg.seed, device, dataset.num_classes)
     ev = Evaluation(fake, cfg.data, eval_cfg, device, dataset=dataset)
-    context = {"network": eval_cfg.network, "checkpoint": path.name, "checkpoint_step": int(payload["step"]),
-               "kimg": int(payload["images_seen"]) / 1000, "seed": eval_cfg.seed, "dataset": cfg.data.name,
-               "source": "gankit eval", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    records = [{**record, **context} for record in score(ev, metrics)]
+    records = score_samples(ev, metrics, path.name, int(payload["step"]), int(payload["images_seen"]), "gankit eval")
     if write:
         for record in records:
             append_jsonl(run_dir / "metrics.jsonl", record)

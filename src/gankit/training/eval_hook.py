@@ -107,20 +107,18 @@ class Evaluator(Hook):
 
     def evaluate(self, run: Run) -> list[dict]:
         from gankit.latent import build_prior
-        from gankit.metrics.evaluate import Evaluation, generate, score
+        from gankit.metrics.evaluate import Evaluation, score_samples
         from gankit.metrics.plot import plot_metrics
+        from gankit.sampling import draw_samples
 
         cfg = run.cfg.eval
         device = run.fixed_z.device
         started = time.perf_counter()
-        fake = generate(getattr(run, cfg.network), build_prior(run.cfg.model), cfg.num_samples, cfg.seed, device,
-                        run.dataset.num_classes)
+        fake = draw_samples(getattr(run, cfg.network), build_prior(run.cfg.model), cfg.num_samples, cfg.seed,
+                            device, run.dataset.num_classes)
         ev = Evaluation(fake, run.cfg.data, cfg, device, dataset=run.dataset, shared=self.shared)
-        context = {"network": cfg.network, "checkpoint": f"step-{run.step:06d} (in training)",
-                   "checkpoint_step": run.step, "kimg": run.images_seen / 1000, "seed": cfg.seed,
-                   "dataset": run.cfg.data.name, "source": "training",
-                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        records = [{**record, **context} for record in score(ev, self.metrics)]
+        records = score_samples(ev, self.metrics, f"step-{run.step:06d} (in training)", run.step, run.images_seen,
+                                "training")
         for record in records:
             append_jsonl(self.run_dir / "metrics.jsonl", record)
         self.last_step = run.step
