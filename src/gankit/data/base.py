@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gankit.errors import GankitError
+
 
 @dataclass
 class ImageTensors:
@@ -33,6 +35,13 @@ class ImageTensors:
 def fetch_hint(download: bool) -> str:
     """The end of a missing-files sentence: what `data.download` can or could not do."""
     return "the download failed (is there a network?)" if download else "add data.download=true to fetch them"
+
+
+def require_batch(count: int, batch_size: int) -> None:
+    """A loader needs at least one whole batch: every batch has the same size."""
+    if count < batch_size:
+        raise GankitError(f"the dataset has {count} images, fewer than train.batch_size={batch_size}; "
+                          "lower the batch size.")
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -67,11 +76,7 @@ class InMemoryLoader:
     """
 
     def __init__(self, data: ImageTensors, batch_size: int, seed: int, device: torch.device):
-        if len(data) < batch_size:
-            from gankit.errors import GankitError
-
-            raise GankitError(f"the dataset has {len(data)} images, fewer than train.batch_size={batch_size}; "
-                              "lower the batch size.")
+        require_batch(len(data), batch_size)
         self.images = data.images.to(device)
         self.labels = data.labels.to(device) if data.labels is not None else None
         self.batch_size = batch_size

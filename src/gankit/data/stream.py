@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.data.base import ImageTensors, to_unit_range
-from gankit.errors import GankitError
+from gankit.data.base import ImageTensors, require_batch, to_unit_range
 
 
 def default_workers(requested: int) -> int:
@@ -107,9 +106,7 @@ class StreamLoader:
     """`next()` -> ((B, C, H, W) float in [-1, 1] on `device`, labels or None)."""
 
     def __init__(self, data: StreamedImages, batch_size: int, seed: int, device: torch.device):
-        if len(data) < batch_size:
-            raise GankitError(f"the dataset has {len(data)} images, fewer than train.batch_size={batch_size};"
-                              " lower the batch size.")
+        require_batch(len(data), batch_size)
         self.data, self.batch_size, self.seed, self.device = data, batch_size, seed, torch.device(device)
         self.consumed = 0  # batches handed to training so far: the whole position
         self._batches = None
