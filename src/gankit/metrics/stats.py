@@ -63,12 +63,16 @@ def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
     return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
 
 
+def _not_finite(what: str) -> GankitError:
+    return GankitError(f"{what} is not finite: the features hold NaN or inf values; check the generator's "
+                       "samples and the backbone weights.")
+
+
 def frechet_distance(a: FeatureStats, b: FeatureStats, what: str = "FID") -> float:
     """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr sqrt(S_a S_b)  (Heusel et al. 2017)."""
     dim = a.mean.shape[0]
     if not all(np.isfinite(x).all() for x in (a.mean, a.cov, b.mean, b.cov)):
-        raise GankitError(f"{what} is not finite: the features hold NaN or inf values; check the generator's "
-                          "samples and the backbone weights.")
+        raise _not_finite(what)
     warn_if_singular(min(a.n, b.n), dim, what)
     mu_a, mu_b = torch.from_numpy(a.mean), torch.from_numpy(b.mean)
     cov_a, cov_b = torch.from_numpy(a.cov), torch.from_numpy(b.cov)
@@ -82,8 +86,7 @@ def frechet_distance(a: FeatureStats, b: FeatureStats, what: str = "FID") -> flo
     trace_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
     value = float(((mu_a - mu_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt)
     if not np.isfinite(value):
-        raise GankitError(f"{what} is not finite: the features hold NaN or inf values; check the generator's "
-                          "samples and the backbone weights.")
+        raise _not_finite(what)
     return value
 
 

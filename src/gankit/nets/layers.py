@@ -28,22 +28,23 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def orthogonal_init(module: nn.Module) -> None:
-    """Orthogonal weights (Saxe et al. 2014), the init of SNGAN's and BigGAN's ResNets."""
+def _init_weighted(module: nn.Module, init_weight) -> None:
+    """init_weight(weight) on every conv/linear layer, in module order; biases start at 0."""
     for m in module.modules():
         if isinstance(m, WEIGHTED):
-            nn.init.orthogonal_(m.weight)
+            init_weight(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights (Saxe et al. 2014), the init of SNGAN's and BigGAN's ResNets."""
+    _init_weighted(module, nn.init.orthogonal_)
 
 
 def kaiming_init(module: nn.Module) -> None:
     """He et al. 2015 normal init for ReLU-family layers (fan-in, gain for slope 0.2)."""
-    for m in module.modules():
-        if isinstance(m, WEIGHTED):
-            nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    _init_weighted(module, lambda weight: nn.init.kaiming_normal_(weight, a=0.2, nonlinearity="leaky_relu"))
 
 
 INITS = {"dcgan": dcgan_init, "orthogonal": orthogonal_init, "kaiming": kaiming_init}
