@@ -225,13 +225,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; resume with `gankit train --resume RUN_DIR`.", err=True)
         sys.exit(130)
-    except OSError as exc:
-        from gankit.utils import DISK_FULL_ERRNOS
+    except (OSError, RuntimeError) as exc:
+        # A full disk outside atomic_write (a log append, a library's own writer): still one sentence.
+        from gankit.utils import disk_full_cause
 
-        if exc.errno not in DISK_FULL_ERRNOS:
+        cause = disk_full_cause(exc)
+        if cause is None:
             raise
-        where = f" writing {exc.filename}" if exc.filename else ""
-        click.echo(f"error: {exc.strerror}{where}; free some space (earlier checkpoints are intact) and "
+        where = f" writing {cause.filename}" if cause.filename else ""
+        click.echo(f"error: {cause.strerror}{where}; free some space (earlier checkpoints are intact) and "
                    "resume with `gankit train --resume RUN_DIR`.", err=True)
         sys.exit(2)
 

@@ -69,6 +69,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         finally:
             _held[run_dir] = (fd, _held[run_dir][1] - 1)
         return
+    run_dir.mkdir(parents=True, exist_ok=True)  # train() from Python may name a new directory
     path = run_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

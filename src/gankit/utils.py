@@ -67,18 +67,20 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         fsync_dir(path.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if is_disk_full(exc):
-            cause = exc if isinstance(exc, OSError) else OSError(errno.ENOSPC, "No space left on device")
+        cause = disk_full_cause(exc)
+        if cause is not None:
             raise disk_full_error(path, cause) from None
         raise
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """True for ENOSPC/EDQUOT/EFBIG, also when a library (torch.save's C++ writer) wrapped it."""
-    if isinstance(exc, OSError):
-        return exc.errno in DISK_FULL_ERRNOS
-    # torch.save's zip writer reports "file write failed" in a RuntimeError and loses the errno.
-    return isinstance(exc, RuntimeError) and "write failed" in str(exc)
+def disk_full_cause(exc: BaseException | None) -> OSError | None:
+    """The ENOSPC/EDQUOT/EFBIG OSError behind `exc`, also when a library wrapped it: torch.save
+    writing to a Python file raises a RuntimeError whose context is the OSError."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

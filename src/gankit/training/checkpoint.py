@@ -44,7 +44,13 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    def write(tmp: Path) -> None:
+        # Through a Python file, so a full disk surfaces as OSError(ENOSPC) (as the RuntimeError's
+        # context) rather than only torch's "unexpected pos" message from its own writer.
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+
+    atomic_write(Path(path), write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -105,6 +105,7 @@ class DivergencePolicy:
         lr_G, lr_D = t.lr_G / 2, t.lr_D / 2
         run.cfg = dataclasses.replace(run.cfg, train=dataclasses.replace(t, lr_G=lr_G, lr_D=lr_D))
         run.restore(payload)  # sets the halved rates in the optimizers' param groups
+        run.meter.reset()  # its sums hold the non-finite losses
         run.rollbacks = rollbacks
         truncate_jsonl(run.run_dir / "stats.jsonl", run.step)
         append_jsonl(run.run_dir / "stats.jsonl", {

@@ -52,9 +52,12 @@ class LossMeter:
 
     def summary(self) -> dict[str, float]:
         out = {name: (total / self.counts[name]).item() for name, total in self.sums.items()}
+        self.reset()
+        return out
+
+    def reset(self) -> None:
         self.sums.clear()
         self.counts.clear()
-        return out
 
 
 class StatsLogger(Hook):
