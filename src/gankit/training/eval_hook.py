@@ -65,14 +65,13 @@ class Evaluator(Hook):
     """Scores `eval.metrics` each time another `eval.every_kimg` of images has been shown, and at the end."""
 
     def __init__(self, run: Run):
-        from gankit.metrics import build_metric
+        from gankit.metrics import require_samples
         from gankit.metrics.evaluate import headline, lower_is_better
 
         cfg = run.cfg.eval
         self.run_dir: Path = run.run_dir
         self.metrics = list(cfg.metrics)
-        for name in self.metrics:
-            build_metric(name)  # an unknown metric fails before training starts
+        require_samples(self.metrics, cfg.num_samples)  # an unknown metric or too few samples fail before training
         self.every_images = cfg.every_kimg * 1000
         self.done_ticks = self._ticks(run.images_seen)
         self.last_step: int | None = None
@@ -102,7 +101,8 @@ class Evaluator(Hook):
             self.evaluate(run)
 
     def on_end(self, run: Run) -> None:
-        if self.metrics and self.last_step != run.step:
+        # A run stopped by a signal saves and leaves: an evaluation could outlast the scheduler's grace time.
+        if self.metrics and self.last_step != run.step and not run.stop.requested:
             self.evaluate(run)
 
     def evaluate(self, run: Run) -> list[dict]:
@@ -110,7 +110,9 @@ class Evaluator(Hook):
         from gankit.metrics.evaluate import Evaluation, score_samples
         from gankit.metrics.plot import plot_metrics
         from gankit.sampling import draw_samples
+        from gankit.training.guard import check_finite
 
+        check_finite(run)  # a diverged G is the guard's business, not a metric's error
         cfg = run.cfg.eval
         device = run.fixed_z.device
         started = time.perf_counter()

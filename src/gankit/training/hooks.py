@@ -29,6 +29,9 @@ class Hook:
     def on_end(self, run: Run) -> None:
         pass
 
+    def close(self) -> None:
+        """Release files and bars; called by on_end, and by train() when the loop is left by an exception."""
+
 
 def _due(step: int, every: int) -> bool:
     return step % every == 0
@@ -49,20 +52,25 @@ class LossMeter:
 
     def summary(self) -> dict[str, float]:
         out = {name: (total / self.counts[name]).item() for name, total in self.sums.items()}
+        self.reset()
+        return out
+
+    def reset(self) -> None:
         self.sums.clear()
         self.counts.clear()
-        return out
 
 
 class StatsLogger(Hook):
     """One stats.jsonl record and the same TensorBoard scalars every `every` steps."""
 
-    def __init__(self, run_dir: Path, every: int):
+    def __init__(self, run_dir: Path, every: int, start_step: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = run_dir / "stats.jsonl"
         self.every = every
-        self.writer = SummaryWriter(log_dir=str(run_dir))  # `tensorboard --logdir runs` lists runs
+        # `tensorboard --logdir runs` lists runs. A resumed run starts at its checkpoint's step:
+        # purge_step hides what an earlier process logged after it, as train() cuts stats.jsonl.
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
         self.last_time = time.perf_counter()
         self.last_images: int | None = None
 
@@ -93,6 +101,9 @@ class StatsLogger(Hook):
         run.last_stats = record
 
     def on_end(self, run: Run) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.writer.close()
 
 
@@ -122,6 +133,9 @@ class Progress(Hook):
                   f"img/s {stats['img_per_s']:.0f}  ETA {_duration(eta)}", file=sys.stderr, flush=True)
 
     def on_end(self, run: Run) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.bar.close()
 
 
@@ -170,17 +184,26 @@ def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "") -> No
 
 class Checkpointer(Hook):
     """checkpoints/step-XXXXXX.pt every `every` steps, latest.pt then and at the end, and the
-    loss plot redrawn with each."""
+    loss plot redrawn with each. With `keep` > 0, only the newest `keep` step files stay;
+    latest.pt, best.pt and best-before-collapse.pt are never deleted."""
 
-    def __init__(self, run_dir: Path, every: int):
-        self.run_dir, self.every = run_dir, every
+    def __init__(self, run_dir: Path, every: int, keep: int = 0):
+        self.run_dir, self.every, self.keep = run_dir, every, keep
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
-            payload = run.checkpoint()
+            payload = run.checkpoint()  # raises NonFinite rather than return a state that is not finite
             save_checkpoint(self.run_dir / "checkpoints" / f"step-{run.step:06d}.pt", payload)
             save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", payload)
+            self.prune()
             plot_losses(self.run_dir / "stats.jsonl", self.run_dir / "plots" / "losses.png")
+
+    def prune(self) -> None:
+        # Only after both saves succeeded, so a full disk never leaves fewer good files than before.
+        if self.keep:
+            steps = sorted((self.run_dir / "checkpoints").glob("step-*.pt"))  # zero-padded: by name is by step
+            for old in steps[:-self.keep]:
+                old.unlink(missing_ok=True)
 
     def on_end(self, run: Run) -> None:
         save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", run.checkpoint())
