@@ -110,6 +110,7 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors)."""
     seed_everything(cfg.train.seed)
     dataset = dataset if dataset is not None else build_dataset(cfg.data)
+    cfg = config_lib.steps_from_epochs(cfg, dataset)  # train.epochs, when set, counted over this dataset
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     G = nets.G.to(device, memory_format=memory_format)
@@ -203,7 +204,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
     run = build_run(cfg, run_dir, device)
     if payload is not None:
         run.restore(payload)
-    config_lib.save(cfg, run_dir / "config.yaml")
+    config_lib.save(run.cfg, run_dir / "config.yaml")
     (run_dir / "metrics.jsonl").touch()
     training_loop(run, default_hooks(run))
     return run_dir
