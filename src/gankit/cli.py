@@ -104,11 +104,22 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
 @click.option("--truncation", default=None, type=float,
               help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")
-def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None) -> None:
+@click.option("--class", "class_", default=None, type=int, help="Conditional runs: draw only this class.")
+@click.option("--labels", default=None, help="Conditional runs: classes to draw, cycled, e.g. 0,1,2 (a row each).")
+def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None,
+           class_: int | None, labels: str | None) -> None:
     """Draw N samples from RUN_DIR's EMA generator into a PNG grid or a .npy array."""
     from gankit.sampling import sample_to_file
 
-    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed, truncation)}")
+    if class_ is not None and labels is not None:
+        raise GankitError("give --class K or --labels A,B,..., not both.")
+    try:
+        classes = [class_] if class_ is not None else None
+        classes = [int(c) for c in labels.split(",") if c.strip()] if labels else classes
+    except ValueError:
+        raise GankitError(f"--labels takes class numbers separated by commas, such as 0,1,2, not '{labels}'.") from None
+    path = sample_to_file(run_dir, n, out, checkpoint, seed, truncation, classes)
+    click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -42,6 +42,7 @@ def build_metric(name: str) -> Metric:
 
 from gankit.metrics import (  # noqa: E402,F401
     density_coverage,
+    diversity,
     fid,
     inception_score,
     kid,
