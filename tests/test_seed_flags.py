@@ -170,3 +170,23 @@ def test_unsupported_flag_from_the_command_line(tmp_path):
                       "'--nproc_per_node'")
     assert_user_error(run_cli("train", "celeba", "--ema"), "'celeba' is a dataset", "dcgan-celeba")
     assert not list(tmp_path.iterdir())
+
+
+def test_every_train_command_in_the_readme_seed_sections_resolves():
+    """The README's "Seed flags" and "Coming from a seed repository" commands, as written."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Seed flags"):readme.index("### Zoo config keys")]
+    commands = set(re.findall(r"`(gankit train [^`]+)`", section))
+    commands |= {line[2:] for line in section.splitlines() if line.startswith("$ gankit train")}
+    commands = {c for c in commands if " celeba" not in c}  # `gankit train celeba` is the refused example
+    assert len(commands) >= 10
+    for command in commands:
+        words = aliases.rewrite_train_args(shlex.split(command)[2:])
+        preset = words[0]
+        cfg = config_lib.resolve(preset, aliases.seed_model(preset, [w for w in words[1:] if "=" in w or
+                                                                     w in aliases.FLAGS]))
+        assert cfg.preset == preset, command
