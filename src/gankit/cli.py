@@ -14,7 +14,20 @@ import click
 from gankit.errors import Diverged, GankitError, Stopped
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SeedFlagGroup(click.Group):
+    """Rewrites the seed repositories' dashed flags (`-sng`, `--model dcgan`, `-cd=hinge`) into
+    override words before click parses `gankit train`, which would misread them (gankit.aliases)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["gankit.argv"] = list(args)  # as typed, for RUN_DIR/command.txt
+        if args and args[0] == "train":
+            from gankit.aliases import rewrite_train_args
+
+            args = ["train", *rewrite_train_args(args[1:])]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=SeedFlagGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gankit")
 def cli() -> None:
     """Train, sample and compare GANs. Start with `gankit presets`."""
@@ -25,34 +38,51 @@ def cli() -> None:
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path),
               help="Parent directory of the run directory.")
 @click.option("--name", default=None, help="Run directory name [default: PRESET-NNN, never reused].")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the config, registry names, dataset and shapes as training would; print the config.")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(path_type=Path),
               help="Continue this run directory from its latest checkpoint (no PRESET needed).")
-def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, resume_dir: Path | None) -> None:
-    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`."""
-    import yaml
+@click.pass_context
+def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None, dry_run: bool,
+          resume_dir: Path | None) -> None:
+    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`.
 
+    The seed repositories' flags work as typed there: -sng -snd --ema -acml=2 -spd=2
+    --rtype=tnormal --aug_policy=diff_aug -cg=hinge -cd=hinge --model dcgan --epochs 300
+    --batch_size 64 --lr 5e-5 --log_steps 10 --steps=100000 (README, "Seed flags").
+    """
     from gankit import config as config_lib
+    from gankit.aliases import seed_model
+    from gankit.rundir import write_command
 
+    argv = ctx.meta.get("gankit.argv", [])
     if resume_dir is not None:
         if args and "=" not in args[0]:
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
+        if (resume_dir / "checkpoints").is_dir():  # a resume refused for want of a checkpoint writes nothing
+            write_command(resume_dir, argv)
         run_dir = resume(resume_dir, list(args))
         click.echo(f"run directory: {run_dir}")
         return
     if not args:
         raise GankitError("name a preset to train, such as `gankit train gan-ring8`; `gankit presets` lists them.")
-    preset, overrides = args[0], list(args[1:])
+    if "=" in args[0]:
+        raise GankitError(f"name a preset before the overrides, such as `gankit train dcgan-celeba {args[0]}`; "
+                          "`gankit presets` lists them.")
+    preset, overrides = args[0], seed_model(args[0], list(args[1:]))
     cfg = config_lib.resolve(preset, overrides)
     if dry_run:
-        click.echo(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), nl=False)
+        from gankit.dryrun import check
+
+        click.echo(check(cfg), nl=False)
         return
     from gankit.rundir import create_run_dir
     from gankit.training.loop import train as train_run
 
     run_dir = create_run_dir(out, name, preset)
+    write_command(run_dir, argv)
     try:
         train_run(cfg, run_dir)
     except GankitError as exc:
@@ -75,11 +105,22 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
 @click.option("--truncation", default=None, type=float,
               help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")
-def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None) -> None:
+@click.option("--class", "class_", default=None, type=int, help="Conditional runs: draw only this class.")
+@click.option("--labels", default=None, help="Conditional runs: classes to draw, cycled, e.g. 0,1,2 (a row each).")
+def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None,
+           class_: int | None, labels: str | None) -> None:
     """Draw N samples from RUN_DIR's EMA generator into a PNG grid or a .npy array."""
     from gankit.sampling import sample_to_file
 
-    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed, truncation)}")
+    if class_ is not None and labels is not None:
+        raise GankitError("give --class K or --labels A,B,..., not both.")
+    try:
+        classes = [class_] if class_ is not None else None
+        classes = [int(c) for c in labels.split(",") if c.strip()] if labels else classes
+    except ValueError:
+        raise GankitError(f"--labels takes class numbers separated by commas, such as 0,1,2, not '{labels}'.") from None
+    path = sample_to_file(run_dir, n, out, checkpoint, seed, truncation, classes)
+    click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -87,3 +87,33 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     finally:
         del _held[run_dir]
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def write_command(run_dir: Path, argv: list[str]) -> Path:
+    """Append the exact command line and the versions it ran with to RUN_DIR/command.txt.
+
+    config.yaml says what was trained; this says how it was asked for (seed flags and all)
+    and on what software, so a number in a table can be traced back to its run. A resumed run
+    appends another block, so the file lists every process that wrote into the directory.
+    """
+    import platform
+    import shlex
+    import sys
+    import time
+    from importlib.metadata import version
+
+    import torch
+
+    cuda = torch.version.cuda if torch.cuda.is_available() else "not available"
+    lines = [
+        f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+        f"gankit {shlex.join(argv)}",
+        f"cwd: {os.getcwd()}",
+        f"gankit {version('gankit')}, torch {torch.__version__} (CUDA {cuda}), "
+        f"torchvision {version('torchvision')}, Python {platform.python_version()} on {platform.platform()}",
+        f"python: {sys.executable}",
+    ]
+    path = Path(run_dir) / "command.txt"
+    with open(path, "a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    return path

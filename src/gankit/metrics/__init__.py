@@ -54,6 +54,7 @@ def require_samples(names: list[str], n: int, what: str = "eval.num_samples") ->
 
 from gankit.metrics import (  # noqa: E402,F401
     density_coverage,
+    diversity,
     fid,
     inception_score,
     kid,

@@ -60,17 +60,44 @@ class LossMeter:
         self.counts.clear()
 
 
+_WRITERS: dict[str, list] = {}  # log dir -> [SummaryWriter, number of hooks holding it]
+
+
+def open_writer(run_dir: Path, purge_step: int | None = None):
+    """The run's one TensorBoard writer, shared by every hook that logs to it (one event file).
+
+    `purge_step` (from the first hook to open it) hides what an earlier process logged from that
+    step on: a resumed run redoes those steps, as train() cuts stats.jsonl back to its checkpoint."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    key = str(Path(run_dir).resolve())
+    if key not in _WRITERS:
+        # `tensorboard --logdir runs` lists runs.
+        _WRITERS[key] = [SummaryWriter(log_dir=str(run_dir), purge_step=purge_step), 0]
+    _WRITERS[key][1] += 1
+    return _WRITERS[key][0]
+
+
+def release_writer(writer) -> None:
+    """Flush; the last hook to let go closes the file. A hook releases once (its close() sets its writer to None)."""
+    if writer is None:
+        return
+    writer.flush()
+    for key, entry in list(_WRITERS.items()):
+        if entry[0] is writer:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                writer.close()
+                del _WRITERS[key]
+
+
 class StatsLogger(Hook):
     """One stats.jsonl record and the same TensorBoard scalars every `every` steps."""
 
     def __init__(self, run_dir: Path, every: int, start_step: int = 0):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.path = run_dir / "stats.jsonl"
         self.every = every
-        # `tensorboard --logdir runs` lists runs. A resumed run starts at its checkpoint's step:
-        # purge_step hides what an earlier process logged after it, as train() cuts stats.jsonl.
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
+        self.writer = open_writer(run_dir, purge_step=start_step + 1 if start_step else None)
         self.last_time = time.perf_counter()
         self.last_images: int | None = None
 
@@ -104,7 +131,8 @@ class StatsLogger(Hook):
         self.close()
 
     def close(self) -> None:
-        self.writer.close()
+        release_writer(self.writer)
+        self.writer = None
 
 
 class Progress(Hook):
@@ -145,11 +173,12 @@ def _duration(seconds: float) -> str:
 
 
 class SampleGrid(Hook):
-    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png."""
+    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png, and the same picture in TensorBoard."""
 
     def __init__(self, run_dir: Path, every: int):
         self.dir = run_dir / "samples"
         self.every = every
+        self.writer = open_writer(run_dir)
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
@@ -158,28 +187,42 @@ class SampleGrid(Hook):
     def on_end(self, run: Run) -> None:
         if not (self.dir / f"step-{run.step:06d}.png").exists():
             self.write(run)
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
 
     def write(self, run: Run) -> Path:
+        import numpy as np
+        from PIL import Image
+
         path = self.dir / f"step-{run.step:06d}.png"
         with torch.no_grad():
             fake = run.G_ema(run.fixed_z, run.fixed_labels).float().cpu()
-        save_samples(fake, path, run.dataset, title=f"step {run.step}, {run.images_seen / 1000:.1f} kimg")
+        save_samples(fake, path, run.dataset, caption(run.step, run.images_seen), run.fixed_labels)
+        with Image.open(path) as image:
+            self.writer.add_image("samples", np.asarray(image.convert("RGB")), run.step, dataformats="HWC")
+        self.writer.flush()
         return path
 
 
-def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "") -> None:
-    """A PNG of samples: an image grid, or a scatter over real points for 2-D data."""
+def caption(step: int, images_seen: int) -> str:
+    return f"step {step} \u00b7 {images_seen / 1000:.1f} kimg"
+
+
+def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "", labels: torch.Tensor | None = None) -> None:
+    """A PNG of samples: a captioned image grid (a class per row when labelled), or a scatter over
+    real points for 2-D data."""
+    from gankit.training.grids import grid_image
     from gankit.utils import atomic_write
 
     if fake.dim() == 2:
-        real, _ = dataset.sample(len(fake), torch.Generator().manual_seed(0))
+        real, _ = dataset.sample(4096, torch.Generator().manual_seed(0))  # the same real points in every frame
         scatter_points(fake.numpy(), real.numpy(), path, title)
         return
-    from torchvision.utils import save_image
-
-    nrow = max(1, int(len(fake) ** 0.5))
-    atomic_write(path, lambda tmp: save_image(fake, tmp, format="png", nrow=nrow, normalize=True,
-                                              value_range=(-1, 1), padding=2))
+    image = grid_image(fake, labels, title)
+    atomic_write(path, lambda tmp: image.save(tmp, format="png"))
 
 
 class Checkpointer(Hook):

@@ -131,6 +131,7 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors)."""
     seed_everything(cfg.train.seed)
     dataset = dataset if dataset is not None else build_dataset(cfg.data)
+    cfg = config_lib.steps_from_epochs(cfg, dataset)  # train.epochs, when set, counted over this dataset
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     G = nets.G.to(device, memory_format=memory_format)
@@ -235,9 +236,9 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
             check_data_shape(run, payload, resume_from)
             run.restore(payload)
             truncate_jsonl(run_dir / "stats.jsonl", run.step)  # what was logged after the checkpoint is redone
-            keep_old_config(run_dir, cfg, run.step)
+            keep_old_config(run_dir, run.cfg, run.step)
         else:
-            config_lib.save(cfg, run_dir / "config.yaml")
+            config_lib.save(run.cfg, run_dir / "config.yaml")
         (run_dir / "metrics.jsonl").touch()
         policy = DivergencePolicy(run)
         while True:
