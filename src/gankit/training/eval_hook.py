@@ -109,6 +109,7 @@ class Evaluator(Hook):
         self.done_ticks = self._ticks(run.images_seen)
         self.last_step: int | None = None
         self.shared: dict = {}  # backbones and reference features, kept between evaluations
+        self.writer = None  # TensorBoard, opened only when there is something to score
         if not self.metrics:
             return
         if cfg.diversity_floor > 0 and "diversity" not in self.metrics and can_score_diversity(run.dataset):
