@@ -222,7 +222,8 @@ def sweep(spec: Path, jobs: int | None, out: Path, launcher: str, dry_run: bool)
               help="HTML file [default: SWEEP_DIR/report.html for one sweep, else report.html]; "
                    "table.csv and table.md go beside it.")
 @click.option("--metric", default=None,
-              help="Score that picks each run's best evaluation and sorts the table [default: the runs' eval.best_metric].")
+              help="Score that picks each run's best evaluation and sorts the table "
+                   "[default: the runs' eval.best_metric].")
 def report(dirs: tuple[Path, ...], out: Path | None, metric: str | None) -> None:
     """Compare runs and sweeps: one self-contained HTML page, plus the table here and as CSV/Markdown."""
     from gankit.study.report import build_report

@@ -64,7 +64,8 @@ def _read_run(path: Path, setting: dict[str, str] | None, status: str, sweep: st
     try:
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise GankitError(f"cannot read {path / 'config.yaml'} ({type(exc).__name__}); is {path} a gankit run?") from None
+        raise GankitError(f"cannot read {path / 'config.yaml'} ({type(exc).__name__}); "
+                          f"is {path} a gankit run?") from None
     by_step = {r["step"]: r for r in read_jsonl(path / "stats.jsonl")}  # a resumed step: keep the later
     records = read_jsonl(path / "metrics.jsonl")
     scores = {(r["metric"], r["checkpoint_step"]): r for r in records
@@ -88,7 +89,8 @@ def collect_runs(dirs: list[Path]) -> list[RunData]:
             manifest = yaml.safe_load((folder / "sweep.yaml").read_text()) or {}
             for trial in manifest.get("trials", []):
                 run_dir = folder / trial["name"]
-                if (run_dir / "stats.jsonl").is_file():  # a trial that never started has nothing to show
+                # A trial that never started has nothing to show; one that failed is listed with its error.
+                if (run_dir / "stats.jsonl").is_file() or trial.get("status") == "failed":
                     runs.append(_read_run(run_dir, trial.get("setting"), trial.get("status", ""),
                                           str(manifest.get("sweep", folder.name)), trial.get("error", ""),
                                           trial.get("overrides")))
@@ -141,9 +143,10 @@ def check_protocols(runs: list[RunData]) -> dict[str, str]:
             if group not in seen:
                 seen[group] = (proto, describe_protocol(record), run.name)
             elif seen[group][0] != proto:
-                raise GankitError(f"{group} was measured with different protocols ({seen[group][1]} in {seen[group][2]}, "
-                                  f"but {describe_protocol(record)} in {run.name}); report them apart, or re-score them "
-                                  "alike with `gankit eval`.")
+                first, where = seen[group][1], seen[group][2]
+                raise GankitError(f"{group} was measured with different protocols ({first} in {where}, "
+                                  f"but {describe_protocol(record)} in {run.name}); report them apart, "
+                                  "or re-score them alike with `gankit eval`.")
     return {group: text for group, (_, text, _) in seen.items()}
 
 
@@ -284,6 +287,7 @@ class Table:
 
 
 def build_table(runs: list[RunData], watch: str | None) -> Table:
+    runs = [r for r in runs if r.status != "failed"]  # a failed trial's partial scores would bias its row
     protocols = check_protocols(runs)
     metrics = metric_names(runs)
     axes = list(dict.fromkeys(axis for run in runs for axis in run.setting))

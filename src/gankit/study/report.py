@@ -230,8 +230,10 @@ def sample_panels(table: Table) -> str:
             paths = dict(run.samples)
             cells = "".join(f'<td><img src="{_thumbnail(paths[s], THUMB_PX)}" alt="{html.escape(label)} step {s}">'
                             f"</td>" for s in steps)
-            rows.append(f'<tr><th class="rowhead">{html.escape(label)}<br><small>seed {run.seed}</small></th>{cells}</tr>')
-        parts.append(f'<table class="panel"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            rows.append(f'<tr><th class="rowhead">{html.escape(label)}<br><small>seed {run.seed}</small></th>'
+                        f"{cells}</tr>")
+        parts.append(f'<table class="panel"><thead><tr><th></th>{head}</tr></thead>'
+                     f'<tbody>{"".join(rows)}</tbody></table>')
     return "\n".join(parts) or "<p>No run saved sample grids.</p>"
 
 
@@ -303,6 +305,14 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
+def failed_list(failed: list[RunData]) -> str:
+    if not failed:
+        return ""
+    items = "".join(f"<li><code>{html.escape(r.name)}</code>: {html.escape(r.error or 'no error recorded')}</li>"
+                    for r in failed)
+    return f'<div class="failed"><b>{len(failed)} failed trial(s)</b>, left out of the table:<ul>{items}</ul></div>'
+
+
 def render_html(table: Table, runs: list[RunData], report_dir: Path, sources: list[Path]) -> str:
     protocol = "".join(f"<li><b>{html.escape(g)}</b>: {html.escape(t)}</li>" for g, t in table.protocols.items())
     sweeps = sorted({r.sweep for r in runs if r.sweep})
@@ -315,9 +325,10 @@ def render_html(table: Table, runs: list[RunData], report_dir: Path, sources: li
 <html lang="en"><head><meta charset="utf-8"><title>gankit report: {html.escape(", ".join(sweeps) or "runs")}</title>
 <style>{STYLE}</style></head><body>
 <h1>gankit report: {html.escape(", ".join(sweeps) or f"{len(runs)} runs")}</h1>
-<p>{len(runs)} runs in {len(table.rows)} settings, from {html.escape(", ".join(map(str, sources)))};
+<p>{len(runs) - len(failed)} runs in {len(table.rows)} settings, from {html.escape(", ".join(map(str, sources)))};
 generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.
-{f'<span class="failed">{len(failed)} failed run(s) are listed below.</span>' if failed else ""}</p>
+</p>
+{failed_list(failed)}
 <h2>Comparison</h2>
 <div class="protocol">Metric protocol (the same for every run): <ul>{protocol or "<li>no scores</li>"}</ul></div>
 <p>Values are mean ± std over the n seeds of each setting. {watch}; "last" = the final evaluation.

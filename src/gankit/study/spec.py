@@ -133,6 +133,25 @@ def _name(setting: dict[str, str], seed: int) -> str:
     return _SAFE.sub("_", ",".join(parts))
 
 
+def check_names(config: dict[str, Any]) -> None:
+    """Registry names are checked when a run builds its parts; a sweep checks them all up front,
+    so `loss.name=hingee` fails now rather than in trial 17 an hour from now."""
+    from gankit.augment import AUGMENTS
+    from gankit.data import DATASETS
+    from gankit.latent import PRIORS
+    from gankit.losses import LOSSES
+    from gankit.metrics import METRICS
+    from gankit.nets import MODELS
+    from gankit.penalties import PENALTIES
+
+    for registry, names in ((DATASETS, [config["data"]["name"]]), (MODELS, [config["model"]["name"]]),
+                            (PRIORS, [config["model"]["latent"]]), (LOSSES, [config["loss"]["name"]]),
+                            (PENALTIES, config["loss"]["penalties"]), (AUGMENTS, [config["train"]["augment"]]),
+                            (METRICS, config["eval"]["metrics"])):
+        for name in names:
+            registry.get(name)
+
+
 def load_spec(path: Path) -> Spec:
     """Read, check and expand a spec; every trial's config is resolved (and so validated) here."""
     path = Path(path)
@@ -190,6 +209,7 @@ def load_spec(path: Path) -> Spec:
     for trial in trials.values():
         try:
             trial.config = config_lib.to_dict(config_lib.resolve(trial.preset, trial.overrides))
+            check_names(trial.config)
         except GankitError as exc:
             raise _fail(path, f"trial {trial.name}: {exc}") from None
     return Spec(name, path, str(base or ""), seeds, shared, list(trials.values()), slurm, raw)

@@ -127,7 +127,8 @@ def check_folder(spec: Spec, folder: Path) -> None:
         except (OSError, yaml.YAMLError):
             stored = {}
         if stored.get("fingerprint") != spec.fingerprint:
-            raise GankitError(f"{folder} holds a different sweep (made from {stored.get('spec_file', 'another spec')}); "
+            source = stored.get("spec_file", "another spec")
+            raise GankitError(f"{folder} holds a different sweep (made from {source}); "
                               "pass another --out, or run the spec that made it.")
     elif folder.is_dir() and any(folder.iterdir()):
         raise GankitError(f"{folder} already holds files that are not a gankit sweep; pass another --out.")
@@ -231,7 +232,7 @@ def run_local(spec: Spec, folder: Path, manifest: Manifest, todo: list[Trial], j
                 tail = f": {status['error']}" if status["status"] == "failed" else ""
                 log(f"[{finished}/{total}] {status['status']} {trial.name} ({status.get('seconds', 0):.0f}s){tail}")
     finally:
-        for proc, trial, _, _ in running.values():  # Ctrl-C: stop what we started, keep their checkpoints
+        for proc, _, _, _ in running.values():  # Ctrl-C: stop what we started, keep their checkpoints
             proc.terminate()
         for proc, trial, _, _ in running.values():
             proc.wait()
@@ -305,8 +306,10 @@ def sweep(spec_path: Path, out: Path, jobs: int | None = None, launcher: str = "
     """Run (or resume) the sweep of `spec_path` under `out`; return the manifest's counts."""
     if launcher not in ("local", "slurm"):
         raise GankitError(f"--launcher must be local or slurm, not '{launcher}'.")
-    jobs, threads, gpus = plan(jobs)
+    if jobs is not None and jobs < 1:  # before anything slow: a typo should answer at once
+        raise GankitError(f"--jobs must be 1 or more, not {jobs}.")
     spec = load_spec(spec_path)
+    jobs, threads, gpus = plan(jobs)
     folder = Path(out) / spec.name
     check_folder(spec, folder)
     if dry_run:
@@ -337,7 +340,8 @@ def sweep(spec_path: Path, out: Path, jobs: int | None = None, launcher: str = "
         manifest.refresh()
         manifest.save()
     counts = manifest.counts()
-    log(f"sweep {spec.name}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f"; manifest {folder / MANIFEST}")
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    log(f"sweep {spec.name}: {summary}; manifest {folder / MANIFEST}")
     return counts
 
 
