@@ -251,3 +251,76 @@ def test_report_refuses_folders_that_are_not_runs_and_mixed_protocols(tiny_sweep
     assert_user_error(proc, "modes was measured with different protocols", "1000 samples")
     assert not (tmp_path / "r.html").exists()
     assert_user_error(run_cli("report", str(a), "--metric", "fid"), "no run has scores named 'fid'")
+
+
+# ---------------------------------------------------------------------------------------------
+# The report in a real browser: Debian's chromium, driven by playwright.
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browser_or_skip():
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH: install Debian's `chromium` package (make test does so when run as root "
+                    "with apt-get) to run the report's browser test")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: `pip install -e .[dev]` installs it")
+    return sync_playwright
+
+
+def test_report_in_a_real_browser(tiny_sweep, tmp_path):
+    sync_playwright = _browser_or_skip()
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    _, _, folder, _ = tiny_sweep
+    out = tmp_path / "report.html"
+    run_cli("report", str(folder), "--out", str(out), check=True)
+    expected = {r["loss.name"]: r for r in csv.DictReader((tmp_path / "table.csv").open())}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors, requests = [], []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(out.as_uri())
+        page.wait_for_load_state("load")
+        header = page.locator("#comparison thead th").all_inner_texts()
+        assert header[:2] == ["loss.name", "n"] and "modes_covered (last) ↑" in header
+        col = header.index("modes_covered (last) ↑")
+        rows = page.locator("#comparison tbody tr")
+        assert rows.count() == 2
+        for i in range(2):
+            cells = rows.nth(i).locator("td").all_inner_texts()
+            row = expected[cells[0]]
+            assert cells[1] == "2"
+            assert float(cells[col].split("±")[0]) == pytest.approx(float(row["modes_covered (last) mean"]), rel=1e-3)
+        assert page.locator("#comparison td.best").count() >= 1
+        # Every embedded image decodes.
+        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.evaluate("document.images.length") >= 8
+
+        def column(index):
+            return [rows.nth(i).locator("td").nth(index).get_attribute("data-sort") for i in range(rows.count())]
+
+        page.locator("#comparison thead th").nth(0).click()
+        ascending = column(0)
+        assert ascending == sorted(ascending)
+        page.locator("#comparison thead th").nth(0).click()
+        assert column(0) == ascending[::-1]  # sorting reorders the rows, both ways
+        wall = header.index("wall time (s)")
+        page.locator("#comparison thead th").nth(wall).click()
+        times = [float(v) for v in column(wall)]
+        assert times == sorted(times)
+        shot = np.asarray(Image.open(BytesIO(page.screenshot(full_page=True))).convert("L"), dtype=float)
+        browser.close()
+    assert not errors, errors
+    assert not requests, requests  # self-contained: nothing fetched from anywhere
+    assert shot.shape[0] > 900 and shot.std() > 20 and (shot < 200).mean() > 0.02  # text, tables, figures: not blank
