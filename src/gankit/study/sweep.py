@@ -96,7 +96,8 @@ class Manifest:
 
     def refresh(self) -> None:
         for trial in self.spec.trials:
-            self.status[trial.name] = _trial_status(self.folder / trial.name)
+            job = {"job_id": self.status[trial.name]["job_id"]} if "job_id" in self.status.get(trial.name, {}) else {}
+            self.status[trial.name] = {**job, **_trial_status(self.folder / trial.name)}
 
     def set(self, trial: Trial, **status: Any) -> None:
         self.status[trial.name] = status
