@@ -203,6 +203,8 @@ def summarize(run: RunData, watch: str | None) -> RunSummary:
     for r in run.scores:
         by_step.setdefault(r["checkpoint_step"], {})[r["metric"]] = float(r["value"])
     collapse_step = int(run.collapse["collapse_step"]) if run.collapse else None
+    if watch is None or not any(watch in v for v in by_step.values()):
+        watch = watched_metric([run], None)  # a study over two datasets: each run is judged by its own score
     best_step = None
     if watch is not None:
         candidates = [s for s, v in by_step.items() if watch in v and (collapse_step is None or s < collapse_step)]
