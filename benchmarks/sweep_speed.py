@@ -5,8 +5,11 @@ overhead: the same trials run by hand, one `gankit train` after another, against
 jobs:     `gankit sweep --jobs 2` against `--jobs 1` on trials of a spec (default: the first
           --trials of studies/ablation-mnist.yaml), each in a fresh output folder.
 
-    python benchmarks/sweep_speed.py overhead --trials 4 --steps 400 --repeats 2
+    OMP_NUM_THREADS=1 python benchmarks/sweep_speed.py overhead --trials 3 --steps 200 --repeats 2
     python benchmarks/sweep_speed.py jobs --spec studies/ablation-mnist.yaml --trials 4 --repeats 1
+
+With OMP_NUM_THREADS set, `gankit sweep` gives no trial more threads than that, and a
+hand-run `gankit train` gets the same; on a busy machine this keeps both sides equal.
 """
 
 from __future__ import annotations

@@ -53,14 +53,19 @@ def machine_slots() -> tuple[int, int]:
 def plan(jobs: int | None) -> tuple[int, int, int]:
     """(jobs, threads per trial, GPUs): by default one trial per GPU, else one per core.
 
-    Each trial gets cores // jobs threads (at least 1), so `jobs` trials never ask for more
-    threads than there are cores; PyTorch's default (every core per process) would make two
-    trials on 2 cores fight over 4 threads."""
+    Each trial gets cores // jobs threads (at least 1; at most $OMP_NUM_THREADS when set), so
+    `jobs` trials never ask for more threads than there are cores; PyTorch's default (every
+    core per process) would make two trials on 2 cores fight over 4 threads, and a thread
+    that waits at a barrier for a descheduled sibling costs far more than it adds."""
     if jobs is not None and jobs < 1:
         raise GankitError(f"--jobs must be 1 or more, not {jobs}.")
     cores, gpus = machine_slots()
     jobs = jobs or (gpus or cores)
-    return jobs, max(1, cores // jobs), gpus
+    threads = max(1, cores // jobs)
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    if cap.isdigit() and int(cap) > 0:  # a limit the user set for this shell holds for the trials too
+        threads = min(threads, int(cap))
+    return jobs, threads, gpus
 
 
 # ---------------------------------------------------------------------------------------------
