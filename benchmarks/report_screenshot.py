@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=2400, help="crop the page to this many pixels")
     parser.add_argument("--scale", type=float, default=0.6, help="shrink the PNG by this factor")
+    parser.add_argument("--colors", type=int, default=128, help="palette size, to keep the PNG small")
     args = parser.parse_args()
     from PIL import Image
     from playwright.sync_api import sync_playwright
@@ -35,6 +36,7 @@ def main() -> None:
     image = Image.open(BytesIO(png))
     image = image.crop((0, 0, image.width, min(image.height, args.height)))
     image = image.resize((int(image.width * args.scale), int(image.height * args.scale)), Image.Resampling.LANCZOS)
+    image = image.convert("RGB").quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     image.save(args.out, optimize=True)
     print(f"wrote {args.out} ({image.width}x{image.height})")

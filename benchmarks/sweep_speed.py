@@ -15,6 +15,7 @@ hand-run `gankit train` gets the same; on a busy machine this keeps both sides e
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,6 +28,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GANKIT = [sys.executable, "-m", "gankit"]
+
+
+def children_cpu() -> float:
+    """CPU seconds of every finished descendant (the sweep and the trials it waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(cmd: list[str]) -> float:
@@ -42,22 +49,27 @@ def overhead(args: argparse.Namespace, work: Path) -> None:
             "grid": {"loss.name": ["nonsaturating"]}}
     spec_path = work / "overhead.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
-    by_hand, swept = [], []
+    by_hand, swept, cpu_hand, cpu_swept = [], [], [], []
     for repeat in range(args.repeats):
         out = work / f"hand-{repeat}"
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         for seed in range(args.trials):  # what a user types without gankit sweep
             subprocess.run([*GANKIT, "train", "gan-ring8", *overrides, "loss.name=nonsaturating",
                             f"train.seed={seed}", "--out", str(out), "--name", f"seed{seed}"],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         by_hand.append(time.perf_counter() - started)
+        cpu_hand.append(children_cpu() - cpu)
+        cpu = children_cpu()
         swept.append(timed([*GANKIT, "sweep", str(spec_path), "--jobs", "1", "--out", str(work / f"sweep-{repeat}")]))
-        print(f"block {repeat}: by hand {by_hand[-1]:.1f}s  sweep --jobs 1 {swept[-1]:.1f}s  "
-              f"overhead {100 * (swept[-1] / by_hand[-1] - 1):+.2f}%", flush=True)
-    ratio = sum(swept) / sum(by_hand)
+        cpu_swept.append(children_cpu() - cpu)
+        print(f"block {repeat}: by hand {by_hand[-1]:.1f}s wall {cpu_hand[-1]:.1f}s CPU;  sweep --jobs 1 "
+              f"{swept[-1]:.1f}s wall {cpu_swept[-1]:.1f}s CPU;  overhead {100 * (swept[-1] / by_hand[-1] - 1):+.2f}% "
+              f"wall, {100 * (cpu_swept[-1] / cpu_hand[-1] - 1):+.2f}% CPU", flush=True)
+    ratio, cpu_ratio = sum(swept) / sum(by_hand), sum(cpu_swept) / sum(cpu_hand)
+    # CPU seconds hardly depend on how many other jobs share the cores; wall seconds do.
     print(f"{args.trials} trials x {args.steps} steps of gan-ring8, {args.repeats} alternating blocks: "
           f"by hand {statistics.fmean(by_hand):.1f}s, sweep {statistics.fmean(swept):.1f}s per block; "
-          f"sweep overhead {100 * (ratio - 1):+.2f}% of wall time")
+          f"sweep overhead {100 * (ratio - 1):+.2f}% of wall time, {100 * (cpu_ratio - 1):+.2f}% of CPU time")
 
 
 def jobs(args: argparse.Namespace, work: Path) -> None:
