@@ -235,6 +235,43 @@ def classifier_train(data_name: str, root: str, resolution: int, channels: int, 
                f"saved {meta['path']} (sha256 {meta['sha256']})")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--jobs", default=None, type=int,
+              help="Trials at once [default: one per GPU, else one per CPU core; each gets cores/jobs threads].")
+@click.option("--out", default="sweeps", show_default=True, type=click.Path(path_type=Path),
+              help="Parent of the sweep folder OUT/NAME.")
+@click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="local: subprocesses here; slurm: one SLURM job per trial through submitit.")
+@click.option("--dry-run", is_flag=True, help="Print the trials and their resolved overrides, and exit.")
+def sweep(spec: Path, jobs: int | None, out: Path, launcher: str, dry_run: bool) -> None:
+    """Run every setting x seed of SPEC (a YAML file, see studies/); run it again to resume."""
+    from gankit.study.sweep import sweep as run_sweep
+
+    try:
+        counts = run_sweep(spec, out, jobs, launcher, dry_run, log=click.echo)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same `gankit sweep` command again to resume.", err=True)
+        sys.exit(130)
+    if counts.get("failed"):
+        sys.exit(1)  # not a user error: the sweep ran, and the manifest says which trials failed
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="HTML file [default: SWEEP_DIR/report.html for one sweep, else report.html]; "
+                   "table.csv and table.md go beside it.")
+@click.option("--metric", default=None,
+              help="Score that picks each run's best evaluation and sorts the table "
+                   "[default: the runs' eval.best_metric].")
+def report(dirs: tuple[Path, ...], out: Path | None, metric: str | None) -> None:
+    """Compare runs and sweeps: one self-contained HTML page, plus the table here and as CSV/Markdown."""
+    from gankit.study.report import build_report
+
+    build_report(list(dirs), out, metric, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. A user sees one line on stderr for anything they can fix, never a traceback:
     exit 2 for bad input (and a full disk), 3 for a diverged run, 128 + N after signal N."""
