@@ -82,6 +82,7 @@ class ModelConfig:
     width_D: int = 0  # maxout: D hidden units; 0 = model.width (PacGAN's toy D: 200, G: 400)
     depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
     maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
+    input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
 
     def __post_init__(self) -> None:
@@ -94,6 +95,7 @@ class ModelConfig:
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
         for key in ("width_D", "depth_D"):
             _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
+        _check(self.input_scale_D > 0, f"model.input_scale_D must be positive, not {self.input_scale_D}.")
         _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be 1 or more, not {self.maxout_pieces}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")

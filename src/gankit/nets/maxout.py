@@ -48,15 +48,16 @@ class BatchNormGenerator(nn.Module):
 
 
 class PackedMaxoutDiscriminator(nn.Module):
-    def __init__(self, data_shape: tuple[int, ...], width: int, depth: int, pieces: int, m: int):
+    def __init__(self, data_shape: tuple[int, ...], width: int, depth: int, pieces: int, m: int,
+                 input_scale: float = 1.0):
         super().__init__()
-        self.m = m
+        self.m, self.input_scale = m, input_scale  # see MLPDiscriminator for input_scale
         dim = m * math.prod(data_shape)
         self.net = nn.Sequential(*(Maxout(dim if i == 0 else width, width, pieces) for i in range(depth)),
                                  nn.Linear(width, 1))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(pack(x.flatten(1), self.m)).squeeze(1)  # (B / m,) logits
+        return self.net(pack(x.flatten(1) * self.input_scale, self.m)).squeeze(1)  # (B / m,) logits
 
 
 def _normal_init(module: nn.Module) -> None:
@@ -71,7 +72,7 @@ def _normal_init(module: nn.Module) -> None:
 def build_maxout(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     G = BatchNormGenerator(cfg.z_dim, data_shape, cfg.width, cfg.depth)
     D = PackedMaxoutDiscriminator(data_shape, cfg.width_D or cfg.width, cfg.depth_D or cfg.depth,
-                                  cfg.maxout_pieces, cfg.pack)
+                                  cfg.maxout_pieces, cfg.pack, cfg.input_scale_D)
     _normal_init(G)
     _normal_init(D)
     return Nets(G=G, D=D)
