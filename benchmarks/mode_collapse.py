@@ -49,8 +49,8 @@ PAPER = {
 }
 GOALS = {"ring8": (8, 98.0, 0.02), "grid25": (25, 95.0, 0.03)}  # issue 10: the best preset's targets
 
-DEFAULT_PRESETS = ["gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8", "best-ring8",
-                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "best-grid25"]
+DEFAULT_PRESETS = ["gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8", "pacgan-ring8-tuned",
+                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "pacgan-grid25-tuned"]
 
 
 def one_run(job: tuple[str, int, list[str]]) -> dict:
