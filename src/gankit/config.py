@@ -79,7 +79,11 @@ class ModelConfig:
     batchnorm_G: bool | None = None  # BatchNorm in G; None = the architecture's paper choice
     batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
-    pack: int = 2  # pacgan: samples D sees at once (PacGAN's m)
+    pack: int = 2  # pacgan, maxout: samples D sees at once (PacGAN's m); 1 = a plain GAN's D
+    width_D: int = 0  # maxout: D hidden units; 0 = model.width (PacGAN's toy D: 200, G: 400)
+    depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
+    maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
+    input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
 
     def __post_init__(self) -> None:
@@ -90,6 +94,10 @@ class ModelConfig:
         _check(self.init in ("auto", "dcgan", "orthogonal", "kaiming"),
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
+        for key in ("width_D", "depth_D"):
+            _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
+        _check(self.input_scale_D > 0, f"model.input_scale_D must be positive, not {self.input_scale_D}.")
+        _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be 1 or more, not {self.maxout_pieces}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
 
@@ -106,12 +114,14 @@ class LossConfig:
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
     r1_every: int = 16  # r1: training steps between lazy R1 applications (the term is scaled by it, as StyleGAN2)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classifier's cross-entropy
-    recon_weight: float = 1.0  # veegan: weight of the reconstructor's |z - F(G(z))|^2
+    recon_weight: float = 1.0  # veegan: weight of the reconstruction cost |z - F(G(z))|^2 / (2 recon_std^2)
+    recon_std: float = 1.0  # veegan: std of the reconstructor's Gaussian p(z|x) = N(F(x), recon_std^2 I)
 
     def __post_init__(self) -> None:
         _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
         for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
+        _check(self.recon_std > 0, f"loss.recon_std must be positive, not {self.recon_std}.")
         _check(self.r1_every >= 1, f"loss.r1_every must be 1 or more, not {self.r1_every}.")
 
 

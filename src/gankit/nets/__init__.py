@@ -77,6 +77,7 @@ from gankit.nets import (  # noqa: E402,F401
     acgan,
     cgan,
     dcgan,
+    maxout,
     mlp,
     pacgan,
     sagan,
