@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from gankit.errors import GankitError
+from gankit.errors import Diverged, GankitError, Stopped
 
 
 class SeedFlagGroup(click.Group):
@@ -68,9 +68,8 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             saved = config_lib.from_dict(load_checkpoint(latest_checkpoint(resume_dir))["config"])
             click.echo(check(config_lib.with_overrides(saved, list(args))), nl=False)
             return
-        if (resume_dir / "checkpoints").is_dir():  # a resume refused for want of a checkpoint writes nothing
-            write_command(resume_dir, argv)
-        run_dir = resume(resume_dir, list(args))
+        # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
+        run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
         click.echo(f"run directory: {run_dir}")
         return
     if not args:
@@ -92,10 +91,11 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
     write_command(run_dir, argv)
     try:
         train_run(cfg, run_dir)
-    except GankitError:
+    except GankitError as exc:
         # A run refused before its first step (say, its dataset is missing) leaves no empty
-        # directory behind; one that trained keeps everything it wrote.
-        if not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
+        # directory behind; one that trained, or diverged, keeps everything it wrote.
+        trained = (run_dir / "samples").exists() or (run_dir / "checkpoints").exists()
+        if not trained and not isinstance(exc, Diverged):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     click.echo(f"run directory: {run_dir}")
@@ -243,6 +243,8 @@ def classifier_train(data_name: str, root: str, resolution: int, channels: int, 
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. A user sees one line on stderr for anything they can fix, never a traceback:
+    exit 2 for bad input (and a full disk), 3 for a diverged run, 128 + N after signal N."""
     import warnings
 
     warnings.formatwarning = _one_line_warning
@@ -251,15 +253,36 @@ def main(argv: list[str] | None = None) -> None:
     except GankitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Stopped as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # click prints usage, a hint and the error over several lines; a user needs the error and where to look.
+        command = exc.ctx.command_path if exc.ctx else "gankit"
+        message = exc.format_message().replace("\n", " ").rstrip(".")
+        joiner = " See" if message.endswith("?") else "; see"
+        click.echo(f"error: {message}{joiner} `{command} --help`.", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; resume with `gankit train --resume RUN_DIR`.", err=True)
         sys.exit(130)
+    except (OSError, RuntimeError) as exc:
+        # A full disk outside atomic_write (a log append, a library's own writer): still one sentence.
+        from gankit.utils import disk_full_cause
+
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        where = f" writing {cause.filename}" if cause.filename else ""
+        click.echo(f"error: {cause.strerror}{where}; free some space (earlier checkpoints are intact) and "
+                   "resume with `gankit train --resume RUN_DIR`.", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

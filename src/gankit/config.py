@@ -136,6 +136,9 @@ class TrainConfig:
     grid_samples: int = 64  # samples in each grid (points for 2-D data get 4096 instead)
     augment: str = "none"  # augment registry name applied to D's inputs: none | diffaugment
     augment_policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])  # diffaugment ops
+    on_divergence: str = "stop"  # non-finite loss or weight: stop (exit 3) | rollback (to the last good checkpoint)
+    max_rollbacks: int = 3  # rollback: times the lrs may be halved and the run restored before it stops
+    keep_checkpoints: int = 0  # newest step-XXXXXX.pt files kept; 0 = all (latest/best are always kept)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps",
@@ -143,13 +146,20 @@ class TrainConfig:
             _check(getattr(self, key) > 0, f"train.{key} must be positive, not {getattr(self, key)}.")
         _check(self.optimizer in ("adam", "rmsprop"),
                f"train.optimizer must be adam or rmsprop, not '{self.optimizer}'.")
-        _check(self.lr_G > 0 and self.lr_D > 0, "train.lr_G and train.lr_D must be positive.")
+        for key in ("lr_G", "lr_D"):  # nan > 0 is False, but inf > 0 is True: both are refused here
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value > 0, f"train.{key} must be a positive finite number, not {value}.")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
         _check(self.epochs >= 0, f"train.epochs must be 0 (use train.steps) or more, not {self.epochs}.")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
+        _check(self.on_divergence in ("stop", "rollback"),
+               f"train.on_divergence must be stop or rollback, not '{self.on_divergence}'.")
+        _check(self.max_rollbacks >= 0, f"train.max_rollbacks must be 0 or more, not {self.max_rollbacks}.")
+        _check(self.keep_checkpoints >= 0,
+               f"train.keep_checkpoints must be 0 (all) or more, not {self.keep_checkpoints}.")
         unknown = sorted(set(self.augment_policy) - {"color", "translation", "cutout"})
         _check(not unknown, f"train.augment_policy may hold color, translation and cutout, not {unknown}.")
 
@@ -240,16 +250,18 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise GankitError(f"{key} must be a list such as [1, 2], not {value!r}.")
         return [_coerce(v, item, key) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if hint is float and isinstance(value, str):
         try:  # YAML 1.1 reads `1e-3` (no dot) as a string; users mean the number
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a name like `data.name=10` stays a string
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise GankitError(f"{key} must be {_type_name(hint)}, not {value!r}.")
+    if hint is float and not math.isfinite(value):  # no setting means anything at inf or nan
+        raise GankitError(f"{key} must be a finite number, not {value}.")
     return value
 
 

@@ -98,18 +98,18 @@ class Evaluator(Hook):
     """Scores `eval.metrics` each time another `eval.every_kimg` of images has been shown, and at the end."""
 
     def __init__(self, run: Run):
-        from gankit.metrics import build_metric
+        from gankit.metrics import require_samples
         from gankit.metrics.evaluate import headline, lower_is_better
 
         cfg = run.cfg.eval
         self.run_dir: Path = run.run_dir
         self.metrics = list(cfg.metrics)
-        for name in self.metrics:
-            build_metric(name)  # an unknown metric fails before training starts
+        require_samples(self.metrics, cfg.num_samples)  # an unknown metric or too few samples fail before training
         self.every_images = cfg.every_kimg * 1000
         self.done_ticks = self._ticks(run.images_seen)
         self.last_step: int | None = None
         self.shared: dict = {}  # backbones and reference features, kept between evaluations
+        self.writer = None  # TensorBoard, opened only when there is something to score
         if not self.metrics:
             return
         if cfg.diversity_floor > 0 and "diversity" not in self.metrics and can_score_diversity(run.dataset):
@@ -124,7 +124,6 @@ class Evaluator(Hook):
         if "diversity" in self.metrics and cfg.diversity_floor > 0:
             self.watched.append(("diversity", FloorDetector(cfg.diversity_floor, cfg.collapse_patience)))
         self.collapse_recorded = False
-        self.writer = open_writer(self.run_dir)
         self._replay(run.step)
 
     def _ticks(self, images_seen: int) -> int:
@@ -146,17 +145,29 @@ class Evaluator(Hook):
             self.evaluate(run)
 
     def on_end(self, run: Run) -> None:
-        if self.metrics and self.last_step != run.step:
+        # A run stopped by a signal saves and leaves: an evaluation could outlast the scheduler's grace time.
+        if self.metrics and self.last_step != run.step and not run.stop.requested:
             self.evaluate(run)
-        if self.metrics:
-            release_writer(self.writer)
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
+
+    def tensorboard(self):
+        """The run's shared writer, opened at first use (again after close(), when the hook is reused)."""
+        if self.writer is None:
+            self.writer = open_writer(self.run_dir)
+        return self.writer
 
     def evaluate(self, run: Run) -> list[dict]:
         from gankit.latent import build_prior
         from gankit.metrics.evaluate import Evaluation, score_samples
         from gankit.metrics.plot import plot_metrics
         from gankit.sampling import draw_samples
+        from gankit.training.guard import check_finite
 
+        check_finite(run)  # a diverged G is the guard's business, not a metric's error
         cfg = run.cfg.eval
         device = run.fixed_z.device
         started = time.perf_counter()
@@ -168,8 +179,8 @@ class Evaluator(Hook):
         for record in records:
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             if isinstance(record["value"], (int, float)):
-                self.writer.add_scalar(f"eval/{record['metric']}", record["value"], global_step=run.step)
-        self.writer.flush()
+                self.tensorboard().add_scalar(f"eval/{record['metric']}", record["value"], global_step=run.step)
+        self.tensorboard().flush()
         self.last_step = run.step
         self._best_and_collapse(run, records)
         collapsed = [d.collapsed_at for _, d in self.watched if d.collapsed_at and d.collapsed_at[1] >= 0]
@@ -202,6 +213,6 @@ class Evaluator(Hook):
             })
             message = (f"collapse: {name} has been bad ({detector.rule()}) since step {step}; "
                        "kept checkpoints/best-before-collapse.pt")
-            self.writer.add_text("collapse", message, global_step=run.step)
-            self.writer.flush()
+            self.tensorboard().add_text("collapse", message, global_step=run.step)
+            self.tensorboard().flush()
             print(message, file=sys.stderr, flush=True)
