@@ -169,3 +169,10 @@ def test_metrics_jsonl_and_command_txt_explain_the_run(ring_eval_run):
     assert "gankit train gan-ring8 train.steps=20" in command and f"torch {torch.__version__}" in command
     diversity = [r for r in read_jsonl(ring_eval_run / "metrics.jsonl") if r.get("metric") == "diversity"]
     assert diversity and diversity[0]["real_mean_distance"] > 0 and json.dumps(diversity[0])
+
+
+def test_gankit_eval_scores_diversity(ring_eval_run):
+    from gankit.metrics.evaluate import evaluate_checkpoint
+
+    (record,) = evaluate_checkpoint(ring_eval_run, ["diversity"], n=300, write=False)
+    assert record["metric"] == "diversity" and 0 < record["value"] < 3 and record["backbone"] is None

@@ -61,6 +61,13 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
+        if dry_run:  # the checks on the config the resumed run would use; never a step
+            from gankit.dryrun import check
+            from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
+
+            saved = config_lib.from_dict(load_checkpoint(latest_checkpoint(resume_dir))["config"])
+            click.echo(check(config_lib.with_overrides(saved, list(args))), nl=False)
+            return
         # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
         run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
         click.echo(f"run directory: {run_dir}")
