@@ -205,8 +205,10 @@ def test_resume_cuts_stats_back_to_the_checkpoint(tmp_path):
     (run_dir / "checkpoints" / "latest.pt").write_bytes((run_dir / "checkpoints" / "step-000008.pt").read_bytes())
     with open(run_dir / "stats.jsonl", "a") as f:
         f.write('{"step": 12, "images_se')
+    (run_dir / "plots" / ".losses.png.x1y2z3.tmp").write_bytes(b"half a png")  # a kill mid-write leaves these
     resume(run_dir, ["train.steps=12"])
     assert _steps(run_dir) == [3, 6, 9, 12]
+    assert not list(run_dir.rglob("*.tmp"))
     lines = (run_dir / "stats.jsonl").read_text().splitlines()
     assert all(json.loads(line) for line in lines)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

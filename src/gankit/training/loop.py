@@ -36,7 +36,7 @@ from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, 
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
 from gankit.training.resuming import NOT_RESUMABLE, check_data_shape, check_same_run, keep_old_config
 from gankit.training.stop import GracefulStop, StopFlag
-from gankit.utils import truncate_jsonl
+from gankit.utils import remove_temp_files, truncate_jsonl
 
 
 def pick_device(name: str) -> torch.device:
@@ -229,6 +229,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
     signal, once latest.pt is saved."""
     run_dir = Path(run_dir)
     with run_lock(run_dir):
+        remove_temp_files(run_dir)  # half-written files of a process killed mid-write
         device = pick_device(cfg.train.device)
         payload = load_checkpoint(resume_from) if resume_from else None
         if payload is not None:
