@@ -53,7 +53,8 @@ PAPER = {
 }
 
 DEFAULT_PRESETS = ["gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8", "pacgan-ring8-tuned",
-                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "pacgan-grid25-tuned"]
+                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "pacgan-grid25-tuned",
+                   "dcgan-stacked-mnist", "pacdcgan2-stacked-mnist"]
 
 
 def one_run(job: tuple[str, int, list[str]]) -> dict:
