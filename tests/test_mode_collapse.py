@@ -96,3 +96,13 @@ def test_veegan_codes_are_gaussian_draws_and_the_recon_cost_is_their_nll():
     terms = loss.generator(nets, Batch(real=real, fake=nets.G(z), z=z, labels=None))
     by_hand = ((z - nets.G.reconstruct(nets.G(z))) ** 2).sum(1).mean() / (2 * 0.5**2)
     assert terms["G/recon"].item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mlp", "pacgan", "maxout"])
+def test_input_scale_multiplies_what_d_sees(name):
+    torch.manual_seed(0)
+    scaled = build_nets(ModelConfig(name=name, z_dim=2, width=8, depth=2, pack=2, input_scale_D=30.0), (2,)).D
+    torch.manual_seed(0)
+    plain = build_nets(ModelConfig(name=name, z_dim=2, width=8, depth=2, pack=2), (2,)).D
+    x = torch.randn(4, 2)
+    assert torch.allclose(scaled(x), plain(30 * x), atol=1e-5)

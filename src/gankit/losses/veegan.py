@@ -12,7 +12,7 @@ follow, and gankit got both wrong before: the reconstruction cost is the Gaussia
 log-likelihood |z - F(G(z))|^2 / (2 s^2), and D sees *sampled* codes F(x) + s*eps for real points.
 With deterministic codes the encoded pairs lie on a 2-D sheet in (z, x) space while generated
 pairs fill all of z: D separates them perfectly, its logit grows without bound, the KL term of
-the bound is infinite, and G follows a meaningless gradient (measured: 2-4 of 8 ring modes and
+the bound is infinite, and G follows a meaningless gradient (issue 10 measured 2-4 of 8 ring modes and
 under 1% high-quality samples).
 """
 
