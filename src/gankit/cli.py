@@ -180,10 +180,10 @@ def classifier() -> None:
 def classifier_train(data_name: str, root: str, resolution: int, channels: int, epochs: int, seed: int,
                      device: str, out: Path | None, cache_dir: str | None) -> None:
     """Train the small CNN on a dataset's train split; report and store its test accuracy."""
+    from gankit.checkpoint import pick_device
     from gankit.config import DataConfig, EvalConfig
     from gankit.metrics.classifier import default_classifier_path, train_classifier
     from gankit.metrics.evaluate import cache_root
-    from gankit.training.loop import pick_device
 
     if epochs <= 0:
         raise GankitError(f"--epochs must be positive, not {epochs}.")

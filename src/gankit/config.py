@@ -123,6 +123,8 @@ class TrainConfig:
     lr_G: float = 2e-4  # generator learning rate
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas
+    lr_schedule: str = "constant"  # constant | linear: constant, then to 0 over the run's last lr_decay_fraction
+    lr_decay_fraction: float = 0.5  # linear: fraction of the run's images over which lr falls to 0 (CycleGAN: 0.5)
     ema_halflife_kimg: float = 10.0  # G_ema half-life in thousands of images; 0 = copy of G
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
@@ -141,6 +143,10 @@ class TrainConfig:
         _check(self.optimizer in ("adam", "rmsprop"),
                f"train.optimizer must be adam or rmsprop, not '{self.optimizer}'.")
         _check(self.lr_G > 0 and self.lr_D > 0, "train.lr_G and train.lr_D must be positive.")
+        _check(self.lr_schedule in ("constant", "linear"),
+               f"train.lr_schedule must be constant or linear, not '{self.lr_schedule}'.")
+        _check(0 < self.lr_decay_fraction <= 1,
+               f"train.lr_decay_fraction must be in (0, 1], not {self.lr_decay_fraction}.")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")

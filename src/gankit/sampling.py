@@ -7,54 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit import config as config_lib
+from gankit.checkpoint import load_generator, resolve_checkpoint
 from gankit.data import build_dataset
 from gankit.errors import GankitError
-from gankit.latent import TruncatedNormalPrior, build_prior
-from gankit.nets import build_nets
-from gankit.training.checkpoint import load_checkpoint
-from gankit.training.hooks import save_samples
-from gankit.training.loop import pick_device
+from gankit.grids import save_samples
+from gankit.latent import TruncatedNormalPrior
 from gankit.utils import atomic_write
-
-
-@torch.no_grad()
-def draw_samples(G: torch.nn.Module, prior, n: int, seed: int, device: torch.device, num_classes: int,
-                 batch_size: int = 250) -> torch.Tensor:
-    """n samples (n, *data_shape) on the CPU from G in eval mode, on seeded noise; G's mode is restored.
-
-    Conditional G gets labels 0, 1, 2, ... cycling, so every class is represented equally.
-    """
-    was_training = G.training
-    G.eval()
-    noise = torch.Generator(device).manual_seed(seed)
-    chunks = []
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
-        labels = torch.arange(start, start + count, device=device) % num_classes if num_classes else None
-        chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
-    G.train(was_training)
-    return torch.cat(chunks)
-
-
-def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    """latest, best, a step number, or a path -> the checkpoint file, or one sentence why not."""
-    folder = Path(run_dir) / "checkpoints"
-    if checkpoint in ("latest", "best"):
-        path = folder / f"{checkpoint}.pt"
-        if not path.is_file():
-            hint = ("it is written when training evaluates eval.metrics" if checkpoint == "best"
-                    else "train the run first")
-            raise GankitError(f"{run_dir} has no checkpoints/{checkpoint}.pt; {hint}.")
-        return path
-    if checkpoint.isdigit():
-        path = folder / f"step-{int(checkpoint):06d}.pt"
-        if not path.is_file():
-            steps = sorted(p.stem[5:].lstrip("0") or "0" for p in folder.glob("step-*.pt"))
-            raise GankitError(f"{run_dir} has no checkpoint at step {checkpoint}; it has steps "
-                              f"{', '.join(steps) or 'none'}, or use latest or best.")
-        return path
-    return Path(checkpoint)
 
 
 @torch.no_grad()
@@ -67,17 +25,12 @@ def generate(run_dir: Path, n: int, checkpoint: str = "latest", seed: int = 0,
     prior: the truncation trick (Brock et al. 2019), trading variety for fidelity."""
     if truncation is not None and truncation <= 0:
         raise GankitError(f"--truncation must be positive, not {truncation}.")
-    payload = load_checkpoint(resolve_checkpoint(Path(run_dir), checkpoint))
-    cfg = config_lib.from_dict(payload["config"])
-    device = pick_device(cfg.train.device)
-    shape, num_classes = tuple(payload["data_shape"]), int(payload["num_classes"])
+    loaded = load_generator(resolve_checkpoint(Path(run_dir), checkpoint), network)
     # Points are drawn over the real mixture, which is cheap to rebuild; images need no data.
-    dataset = build_dataset(cfg.data) if len(shape) == 1 else None
-    G = build_nets(cfg.model, shape, num_classes).G
-    G.load_state_dict(payload[network])
-    G.to(device).eval()
-    prior = build_prior(cfg.model) if truncation is None else TruncatedNormalPrior(cfg.model.z_dim, truncation)
-    return draw_samples(G, prior, n, seed, device, num_classes, batch_size), dataset
+    dataset = build_dataset(loaded.cfg.data) if len(loaded.objective.data_shape) == 1 else None
+    prior = None if truncation is None else TruncatedNormalPrior(loaded.cfg.model.z_dim, truncation)
+    samples = loaded.objective.generate(loaded.G, n, seed, loaded.device, batch_size, prior=prior)
+    return samples, dataset
 
 
 def sample_to_file(run_dir: Path, n: int, out: Path, checkpoint: str = "latest", seed: int = 0,

@@ -27,7 +27,6 @@ from gankit.errors import GankitError
 from gankit.metrics import build_metric
 from gankit.metrics.backbone import Backbone
 from gankit.metrics.stats import FeatureStats, feature_statistics
-from gankit.sampling import draw_samples, resolve_checkpoint
 from gankit.utils import append_jsonl, atomic_write
 
 # How real images become backbone input; part of the reference cache key.
@@ -235,11 +234,8 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
                         reference_split: str | None = None, overrides: dict[str, Any] | None = None,
                         write: bool = True) -> list[dict[str, Any]]:
     """Score a run's checkpoint; append the records to RUN_DIR/metrics.jsonl (unless write=False)."""
+    from gankit.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
     from gankit.data import build_dataset
-    from gankit.latent import build_prior
-    from gankit.nets import build_nets
-    from gankit.training.checkpoint import load_checkpoint
-    from gankit.training.loop import pick_device
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -255,17 +251,14 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
     values = config_lib.to_dict(cfg)
     values["eval"].update(changes)
     eval_cfg = config_lib.from_dict(values).eval  # checked like any config: a bad value is one sentence
-    device = pick_device(cfg.train.device)
     dataset = build_dataset(cfg.data)
     if metrics is None:  # the run's own metrics, else the standard set for its kind of data
         metrics = eval_cfg.metrics or (["modes"] if len(dataset.shape) == 1 else ["fid", "is", "kid", "pr"])
     for name in metrics:
         build_metric(name)  # an unknown name fails before samples are drawn
-    G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
-    G.load_state_dict(payload[eval_cfg.network])
-    G.to(device)
-    fake = draw_samples(G, build_prior(cfg.model), eval_cfg.num_samples, eval_cfg.seed, device, dataset.num_classes)
-    ev = Evaluation(fake, cfg.data, eval_cfg, device, dataset=dataset)
+    loaded = load_generator(path, eval_cfg.network, payload)
+    fake = loaded.objective.generate(loaded.G, eval_cfg.num_samples, eval_cfg.seed, loaded.device)
+    ev = Evaluation(fake, cfg.data, eval_cfg, loaded.device, dataset=dataset)
     records = score_samples(ev, metrics, path.name, int(payload["step"]), int(payload["images_seen"]), "gankit eval")
     if write:
         for record in records:

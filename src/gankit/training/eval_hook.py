@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gankit.training.checkpoint import save_checkpoint
+from gankit.checkpoint import save_checkpoint
 from gankit.training.hooks import Hook
 from gankit.utils import append_jsonl, atomic_write, read_jsonl
 
@@ -106,17 +106,13 @@ class Evaluator(Hook):
             self.evaluate(run)
 
     def evaluate(self, run: Run) -> list[dict]:
-        from gankit.latent import build_prior
         from gankit.metrics.evaluate import Evaluation, score_samples
         from gankit.metrics.plot import plot_metrics
-        from gankit.sampling import draw_samples
 
         cfg = run.cfg.eval
-        device = run.fixed_z.device
         started = time.perf_counter()
-        fake = draw_samples(getattr(run, cfg.network), build_prior(run.cfg.model), cfg.num_samples, cfg.seed,
-                            device, run.dataset.num_classes)
-        ev = Evaluation(fake, run.cfg.data, cfg, device, dataset=run.dataset, shared=self.shared)
+        fake = run.objective.generate(getattr(run, cfg.network), cfg.num_samples, cfg.seed, run.device)
+        ev = Evaluation(fake, run.cfg.data, cfg, run.device, dataset=run.dataset, shared=self.shared)
         records = score_samples(ev, self.metrics, f"step-{run.step:06d} (in training)", run.step, run.images_seen,
                                 "training")
         for record in records:

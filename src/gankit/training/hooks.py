@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gankit.training.checkpoint import save_checkpoint
-from gankit.training.plots import plot_losses, scatter_points
+from gankit.checkpoint import save_checkpoint
+from gankit.grids import save_samples
+from gankit.training.plots import plot_losses
 from gankit.utils import append_jsonl
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def _duration(seconds: float) -> str:
 
 
 class SampleGrid(Hook):
-    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png."""
+    """G_ema on the objective's fixed preview inputs every `every` steps: samples/step-XXXXXX.png."""
 
     def __init__(self, run_dir: Path, every: int):
         self.dir = run_dir / "samples"
@@ -147,25 +148,9 @@ class SampleGrid(Hook):
 
     def write(self, run: Run) -> Path:
         path = self.dir / f"step-{run.step:06d}.png"
-        with torch.no_grad():
-            fake = run.G_ema(run.fixed_z, run.fixed_labels).float().cpu()
-        save_samples(fake, path, run.dataset, title=f"step {run.step}, {run.images_seen / 1000:.1f} kimg")
+        fake, nrow = run.objective.preview(run.G_ema, run.preview_inputs)
+        save_samples(fake, path, run.dataset, title=f"step {run.step}, {run.images_seen / 1000:.1f} kimg", nrow=nrow)
         return path
-
-
-def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "") -> None:
-    """A PNG of samples: an image grid, or a scatter over real points for 2-D data."""
-    from gankit.utils import atomic_write
-
-    if fake.dim() == 2:
-        real, _ = dataset.sample(len(fake), torch.Generator().manual_seed(0))
-        scatter_points(fake.numpy(), real.numpy(), path, title)
-        return
-    from torchvision.utils import save_image
-
-    nrow = max(1, int(len(fake) ** 0.5))
-    atomic_write(path, lambda tmp: save_image(fake, tmp, format="png", nrow=nrow, normalize=True,
-                                              value_range=(-1, 1), padding=2))
 
 
 class Checkpointer(Hook):

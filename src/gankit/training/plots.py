@@ -34,16 +34,3 @@ def plot_losses(stats_path: Path, out_path: Path) -> None:
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-
-
-def scatter_points(fake, real, out_path: Path, title: str = "") -> None:
-    """2-D samples over real ones: the picture of mode coverage."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.4, label="generated")
-    ax.scatter(real[:, 0], real[:, 1], s=1, c="black", label="real")  # on top: modes stay visible
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", markerscale=4)
-    ax.set_title(title)
-    fig.tight_layout()
-    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
