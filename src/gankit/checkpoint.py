@@ -27,10 +27,16 @@ REQUIRED_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "step", "images_seen", "rn
 
 
 def pick_device(name: str) -> torch.device:
-    """auto -> CUDA when present, else CPU; anything else is taken as a torch device name."""
+    """auto -> CUDA when present, else CPU; cpu, cuda or cuda:N when this machine has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"train.device={name} but torch sees no CUDA GPU here; use train.device=auto or cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GankitError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA devices "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
+    return device
 
 
 def capture_rng() -> dict[str, Any]:
@@ -56,7 +62,13 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    def write(tmp: Path) -> None:
+        # Through a Python file, so a full disk surfaces as OSError(ENOSPC) (as the RuntimeError's
+        # context) rather than only torch's "unexpected pos" message from its own writer.
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+
+    atomic_write(Path(path), write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -81,6 +93,19 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if not path.is_file():
         raise GankitError(f"{run_dir} has no checkpoints/latest.pt to resume from; check the path, or train it anew.")
     return path
+
+
+def load_weights(module: torch.nn.Module | torch.optim.Optimizer, state: dict[str, Any], what: str) -> None:
+    """load_state_dict, with a state that does not fit (another model's checkpoint) as one sentence."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in detail if "size mismatch" in line or "key" in line.lower()),
+                      detail[0] if detail else type(exc).__name__)
+        raise GankitError(f"the checkpoint's {what} does not fit the model its config describes "
+                          f"({detail.rstrip('.')}); it was saved by other code or edited, so use a "
+                          "checkpoint this gankit wrote.") from None
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
@@ -128,6 +153,6 @@ def load_generator(path: Path, network: str = "G_ema", payload: dict[str, Any] |
     device = pick_device(cfg.train.device)
     shape, num_classes = tuple(payload["data_shape"]), int(payload["num_classes"])
     G = build_nets(cfg.model, shape, num_classes).G
-    G.load_state_dict(payload[network])
+    load_weights(G, payload[network], network)
     G.to(device).eval()
     return LoadedGenerator(G, build_objective(cfg, shape, num_classes), cfg, payload, device, Path(path))

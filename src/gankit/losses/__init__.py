@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from gankit.errors import GankitError
 from gankit.nets import Nets
 from gankit.registry import Registry
 
@@ -49,6 +50,16 @@ class Batch:
         return dataclasses.replace(self, real=augment(self.real), fake=augment(self.fake))
 
 
+@dataclass
+class EvalSet:
+    """Samples for metrics and what they are judged against."""
+
+    name: str  # "" for a noise model's samples; a translation's direction (AtoB, BtoA)
+    fake: torch.Tensor  # (N, *data_shape) on the CPU
+    data: Any  # DataConfig of the real images they are compared with (eval.reference_split applies)
+    labels: torch.Tensor | None  # (N,) the class each sample should show, or None
+
+
 class Objective:
     """The loss family's shared behaviour: a noise-driven G, previews and metric samples.
 
@@ -61,10 +72,15 @@ class Objective:
     data_shape: tuple[int, ...] = ()
 
     def setup(self, cfg, data_shape: tuple[int, ...], num_classes: int) -> None:
+        from gankit.errors import GankitError
         from gankit.latent import build_prior
+        from gankit.nets import is_translator
 
+        if is_translator(cfg.model.name):
+            raise GankitError(f"model {cfg.model.name} translates images, which loss {cfg.loss.name} cannot train; "
+                              f"it needs loss.name={cfg.model.name}.")
         self.prior = build_prior(cfg.model)
-        self.data_shape, self.num_classes = tuple(data_shape), num_classes
+        self.cfg, self.data_shape, self.num_classes = cfg, tuple(data_shape), num_classes
 
     # -- training ---------------------------------------------------------------------------
 
@@ -102,28 +118,29 @@ class Objective:
         return inputs
 
     @torch.no_grad()
-    def preview(self, G: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int | None]:
-        """(images on the CPU, images per grid row or None for a square grid)."""
-        return G(inputs["z"], inputs.get("labels")).float().cpu(), None
+    def preview(self, G: torch.nn.Module, inputs: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
+        """(images on the CPU, their class labels (a class per grid row) or None, images per row or None)."""
+        labels = inputs.get("labels")
+        return G(inputs["z"], labels).float().cpu(), labels, None
 
-    @torch.no_grad()
     def generate(self, G: torch.nn.Module, n: int, seed: int, device: torch.device, batch_size: int = 250,
                  prior=None) -> torch.Tensor:
-        """n samples (n, *data_shape) on the CPU from G in eval mode, on seeded noise; G's mode is restored.
+        """n samples (n, *data_shape) on the CPU from G in eval mode on seeded noise, classes cycling;
+        `prior` replaces the run's (the truncation trick)."""
+        from gankit.sampling import draw_samples
 
-        Conditional G gets labels 0, 1, 2, ... cycling, so every class is represented equally.
-        `prior` replaces the run's (sampling's truncation trick)."""
-        prior = prior or self.prior
-        was_training = G.training
-        G.eval()
-        noise = torch.Generator(device).manual_seed(seed)
-        chunks = []
-        for start in range(0, n, batch_size):
-            count = min(batch_size, n - start)
-            labels = torch.arange(start, start + count, device=device) % self.num_classes if self.num_classes else None
-            chunks.append(G(prior.sample(count, noise, device), labels).float().cpu())
-        G.train(was_training)
-        return torch.cat(chunks)
+        return draw_samples(G, prior or self.prior, n, seed, device, self.num_classes, batch_size)
+
+    def evaluation_sets(self, G: torch.nn.Module, n: int, seed: int, device: torch.device) -> list[EvalSet]:
+        """What metrics score: n samples against the run's own data; a conditional G's samples carry
+        the class they were drawn for (0, 1, 2, ... cycling), which label_preservation checks."""
+        labels = torch.arange(n) % self.num_classes if self.num_classes else None
+        return [EvalSet("", self.generate(G, n, seed, device), self.cfg.data, labels)]
+
+    def default_metrics(self) -> list[str]:
+        """`gankit eval`'s metrics when neither the command nor the run names any."""
+        return ["modes"] if len(self.data_shape) == 1 else ["fid", "is", "kid", "pr"]
 
 
 class LogitLoss(Objective):
@@ -154,9 +171,41 @@ get_loss = LOSSES.get
 list_losses = LOSSES.list
 
 
+class SplitLoss(LogitLoss):
+    """D trained by one formulation and G by another (seed 001's `-cd=hinge -cg=bce`).
+
+    Each side keeps its own terms, so the pairs are the published ones: hinge for D with the
+    non-saturating G loss, say, as in several SNGAN/BigGAN ablations. D's formulation also
+    owns what happens after D's step (WGAN's clipping). Only formulations that read D's logits
+    alone can be paired; ACGAN and VEEGAN train extra networks on both sides.
+    """
+
+    def __init__(self, d_loss: LogitLoss, g_loss: LogitLoss):
+        self.d_loss, self.g_loss = d_loss, g_loss
+
+    def discriminator(self, nets: Nets, batch: Batch) -> Terms:
+        return self.d_loss.discriminator(nets, batch)
+
+    def generator(self, nets: Nets, batch: Batch) -> Terms:
+        return self.g_loss.generator(nets, batch)
+
+    def after_discriminator_step(self, nets: Nets) -> None:
+        self.d_loss.after_discriminator_step(nets)
+
+
 def build_loss(cfg) -> Objective:
     """The loss named by `cfg` (a LossConfig), not yet set up: for contract tests of the terms."""
-    return LOSSES.build(cfg.name, cfg)
+    d_loss = LOSSES.build(cfg.name, cfg)
+    if not cfg.generator or cfg.generator == cfg.name:
+        return d_loss
+    g_loss = LOSSES.build(cfg.generator, cfg)
+    for name, loss in ((cfg.name, d_loss), (cfg.generator, g_loss)):
+        # A pairable loss is a plain LogitLoss: its D phase reads only D's logits on real and fake.
+        if type(loss).discriminator is not LogitLoss.discriminator or type(loss).generator is not LogitLoss.generator:
+            raise GankitError(f"loss {name} trains its own extra network, so it cannot be paired with another "
+                              f"for G and D; drop loss.generator (-cg) or use minimax, nonsaturating, lsgan, "
+                              "hinge or wasserstein on both sides.")
+    return SplitLoss(d_loss, g_loss)
 
 
 def build_objective(cfg, data_shape: tuple[int, ...], num_classes: int) -> Objective:
@@ -166,4 +215,13 @@ def build_objective(cfg, data_shape: tuple[int, ...], num_classes: int) -> Objec
     return objective
 
 
-from gankit.losses import acgan, hinge, lsgan, minimax, nonsaturating, veegan, wasserstein  # noqa: E402,F401
+from gankit.losses import (  # noqa: E402,F401
+    acgan,
+    cyclegan,
+    hinge,
+    lsgan,
+    minimax,
+    nonsaturating,
+    veegan,
+    wasserstein,
+)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from gankit.checkpoint import save_checkpoint
-from gankit.grids import save_samples
+from gankit.grids import caption, save_samples
 from gankit.training.plots import plot_losses
 from gankit.utils import append_jsonl
 
@@ -29,6 +29,9 @@ class Hook:
 
     def on_end(self, run: Run) -> None:
         pass
+
+    def close(self) -> None:
+        """Release files and bars; called by on_end, and by train() when the loop is left by an exception."""
 
 
 def _due(step: int, every: int) -> bool:
@@ -50,20 +53,52 @@ class LossMeter:
 
     def summary(self) -> dict[str, float]:
         out = {name: (total / self.counts[name]).item() for name, total in self.sums.items()}
+        self.reset()
+        return out
+
+    def reset(self) -> None:
         self.sums.clear()
         self.counts.clear()
-        return out
+
+
+_WRITERS: dict[str, list] = {}  # log dir -> [SummaryWriter, number of hooks holding it]
+
+
+def open_writer(run_dir: Path, purge_step: int | None = None):
+    """The run's one TensorBoard writer, shared by every hook that logs to it (one event file).
+
+    `purge_step` (from the first hook to open it) hides what an earlier process logged from that
+    step on: a resumed run redoes those steps, as train() cuts stats.jsonl back to its checkpoint."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    key = str(Path(run_dir).resolve())
+    if key not in _WRITERS:
+        # `tensorboard --logdir runs` lists runs.
+        _WRITERS[key] = [SummaryWriter(log_dir=str(run_dir), purge_step=purge_step), 0]
+    _WRITERS[key][1] += 1
+    return _WRITERS[key][0]
+
+
+def release_writer(writer) -> None:
+    """Flush; the last hook to let go closes the file. A hook releases once (its close() sets its writer to None)."""
+    if writer is None:
+        return
+    writer.flush()
+    for key, entry in list(_WRITERS.items()):
+        if entry[0] is writer:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                writer.close()
+                del _WRITERS[key]
 
 
 class StatsLogger(Hook):
     """One stats.jsonl record and the same TensorBoard scalars every `every` steps."""
 
-    def __init__(self, run_dir: Path, every: int):
-        from torch.utils.tensorboard import SummaryWriter
-
+    def __init__(self, run_dir: Path, every: int, start_step: int = 0):
         self.path = run_dir / "stats.jsonl"
         self.every = every
-        self.writer = SummaryWriter(log_dir=str(run_dir))  # `tensorboard --logdir runs` lists runs
+        self.writer = open_writer(run_dir, purge_step=start_step + 1 if start_step else None)
         self.last_time = time.perf_counter()
         self.last_images: int | None = None
 
@@ -94,7 +129,11 @@ class StatsLogger(Hook):
         run.last_stats = record
 
     def on_end(self, run: Run) -> None:
-        self.writer.close()
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
 
 
 class Progress(Hook):
@@ -123,6 +162,9 @@ class Progress(Hook):
                   f"img/s {stats['img_per_s']:.0f}  ETA {_duration(eta)}", file=sys.stderr, flush=True)
 
     def on_end(self, run: Run) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.bar.close()
 
 
@@ -132,11 +174,12 @@ def _duration(seconds: float) -> str:
 
 
 class SampleGrid(Hook):
-    """G_ema on the objective's fixed preview inputs every `every` steps: samples/step-XXXXXX.png."""
+    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png, and the same picture in TensorBoard."""
 
     def __init__(self, run_dir: Path, every: int):
         self.dir = run_dir / "samples"
         self.every = every
+        self.writer = open_writer(run_dir)
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
@@ -145,27 +188,47 @@ class SampleGrid(Hook):
     def on_end(self, run: Run) -> None:
         if not (self.dir / f"step-{run.step:06d}.png").exists():
             self.write(run)
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
 
     def write(self, run: Run) -> Path:
+        import numpy as np
+        from PIL import Image
+
         path = self.dir / f"step-{run.step:06d}.png"
-        fake, nrow = run.objective.preview(run.G_ema, run.preview_inputs)
-        save_samples(fake, path, run.dataset, title=f"step {run.step}, {run.images_seen / 1000:.1f} kimg", nrow=nrow)
+        fake, labels, nrow = run.objective.preview(run.G_ema, run.preview_inputs)
+        save_samples(fake, path, run.dataset, caption(run.step, run.images_seen), labels, nrow)
+        with Image.open(path) as image:
+            self.writer.add_image("samples", np.asarray(image.convert("RGB")), run.step, dataformats="HWC")
+        self.writer.flush()
         return path
 
 
 class Checkpointer(Hook):
     """checkpoints/step-XXXXXX.pt every `every` steps, latest.pt then and at the end, and the
-    loss plot redrawn with each."""
+    loss plot redrawn with each. With `keep` > 0, only the newest `keep` step files stay;
+    latest.pt, best.pt and best-before-collapse.pt are never deleted."""
 
-    def __init__(self, run_dir: Path, every: int):
-        self.run_dir, self.every = run_dir, every
+    def __init__(self, run_dir: Path, every: int, keep: int = 0):
+        self.run_dir, self.every, self.keep = run_dir, every, keep
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
-            payload = run.checkpoint()
+            payload = run.checkpoint()  # raises NonFinite rather than return a state that is not finite
             save_checkpoint(self.run_dir / "checkpoints" / f"step-{run.step:06d}.pt", payload)
             save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", payload)
+            self.prune()
             plot_losses(self.run_dir / "stats.jsonl", self.run_dir / "plots" / "losses.png")
+
+    def prune(self) -> None:
+        # Only after both saves succeeded, so a full disk never leaves fewer good files than before.
+        if self.keep:
+            steps = sorted((self.run_dir / "checkpoints").glob("step-*.pt"))  # zero-padded: by name is by step
+            for old in steps[:-self.keep]:
+                old.unlink(missing_ok=True)
 
     def on_end(self, run: Run) -> None:
         save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", run.checkpoint())
