@@ -11,9 +11,8 @@ from PIL import Image
 
 from gankit import config as config_lib
 from gankit.errors import GankitError
+from gankit.grids import PAD, grid_image, real_extent, scatter_figure
 from gankit.sampling import labels_path, sample_to_file
-from gankit.training.grids import PAD, grid_image
-from gankit.training.plots import real_extent, scatter_figure
 from gankit.utils import read_jsonl
 
 from conftest import assert_user_error, run_cli

@@ -82,7 +82,7 @@ def run_trial(run_dir: str | os.PathLike, threads: int = 1) -> dict[str, Any]:
     import torch
 
     from gankit import config as config_lib
-    from gankit.training.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
     from gankit.training.loop import train
 
     run_dir = Path(run_dir)
