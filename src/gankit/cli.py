@@ -62,8 +62,8 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
         from gankit.training.loop import resume
 
         if dry_run:  # the checks on the config the resumed run would use; never a step
-            from gankit.dryrun import check
             from gankit.checkpoint import latest_checkpoint, load_checkpoint
+            from gankit.dryrun import check
 
             saved = config_lib.from_dict(load_checkpoint(latest_checkpoint(resume_dir))["config"])
             click.echo(check(config_lib.with_overrides(saved, list(args))), nl=False)
