@@ -200,7 +200,12 @@ def print_table(table: Table) -> None:
         out.add_column(name, justify="left" if i < len(table.axes) else "right", overflow="fold")
     for row in rows:
         out.add_row(*row)
-    Console(width=max(120, min(250, 14 * len(header)))).print(out)
+    # A terminal's own width at a terminal; piped or logged, wide enough that no header is folded
+    # (a grep of the log should find "loss.name" whole, however many scores the runs carry).
+    import sys
+
+    width = None if sys.stdout.isatty() else max(120, sum(max(len(h), 12) + 3 for h in header))
+    Console(width=width).print(out)
 
 
 # ---------------------------------------------------------------------------------------------
