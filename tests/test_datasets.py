@@ -65,7 +65,7 @@ def fake_config(name: str, root: Path, **overrides) -> DataConfig:
     """A config that reads `name` from the fake files under root (num_workers=0: no process start-up)."""
     common = {"root": str(root), "num_workers": 0}
     configs = {
-        "ring8": {}, "grid25": {}, "mnist5k": {},
+        "ring8": {}, "grid25": {}, "mnist5k": {}, "digits": {}, "digits2mnist": {},  # shipped in packages
         "mnist": common, "fashion-mnist": common,
         "cifar10": {**common, "resolution": 32, "channels": 3},
         "celeba": {**common, "resolution": 32, "channels": 3},

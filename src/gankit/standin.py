@@ -13,7 +13,8 @@ import torch
 from gankit.data.base import SampledLoader
 
 # Classes of the labelled image datasets the presets name; unlisted datasets are unlabelled.
-KNOWN_CLASSES = {"mnist": 10, "mnist5k": 10, "fashion-mnist": 10, "cifar10": 10, "stacked-mnist": 1000}
+# Unpaired data labels each image with its domain (0 = A, 1 = B).
+KNOWN_CLASSES = {"mnist": 10, "mnist5k": 10, "fashion-mnist": 10, "cifar10": 10, "stacked-mnist": 1000, "unpaired": 2}
 
 
 class StandInImages:

@@ -90,7 +90,8 @@ class UnpairedLoader:
 def build_unpaired(cfg):
     root = folder_path(cfg)
     if not root.is_dir():
-        raise GankitError(f"{root} is not a folder; set data.path to the folder holding trainA/ and trainB/.")
+        raise GankitError(f"unpaired data: {root} is not a folder; put the two domains' images in its trainA/ and "
+                          "trainB/ folders, or set data.path to the folder that holds them.")
     folders = [domain_folder(root, cfg.split, d) for d in "AB"]
     for domain, folder in zip("AB", folders, strict=True):
         if not list_image_files(folder):

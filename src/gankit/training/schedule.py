@@ -48,7 +48,9 @@ class Schedule:
 
     def factor(self, images_seen: int) -> float:
         """lr multiplier in [0, 1] for the step that starts after `images_seen` images."""
-        if images_seen < self.decay_start:
+        # A constant schedule stays at 1 even past the run's estimated length in images, which a
+        # resume with a smaller batch or more steps can reach.
+        if self.kind == "constant" or images_seen < self.decay_start:
             return 1.0
         return max(0.0, (self.total_images - images_seen) / max(self.total_images - self.decay_start, 1.0))
 
