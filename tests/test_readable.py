@@ -100,8 +100,11 @@ def test_forced_collapse_is_flagged_within_two_evaluations(tmp_path):
     last = [m for m in run.G.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
         last.weight.zero_()  # every z now gives G's bias: one point
-    for group in run.opt_G.param_groups:
-        group["lr"] = 0.0  # and G stays there
+    # And G stays there: the schedule sets the rates at every step, so it is rebuilt at lr_G = 0.
+    from gankit.training.schedule import Schedule
+
+    run.cfg.train.lr_G = 0.0
+    run.schedule = Schedule(run.cfg.train, run.images_per_step)
     for steps in (20, 30):
         run.cfg.train.steps = steps
         training_loop(run, [evaluator])
