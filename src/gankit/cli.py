@@ -5,6 +5,7 @@ Nothing heavy is imported at module level, so `gankit --help` answers without lo
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,19 +29,36 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(path_type=Path),
               help="Continue this run directory from its latest checkpoint (no PRESET needed).")
-def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, resume_dir: Path | None) -> None:
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes on this node (DDP through torch.distributed.run); the same as "
+                   "`torchrun --nproc_per_node=N -m gankit train ...`.")
+def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, resume_dir: Path | None,
+          nproc: int) -> None:
     """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`."""
     import yaml
 
     from gankit import config as config_lib
+    from gankit.ranks import ranks_from_env
 
+    ranks = ranks_from_env()
+    if nproc > 1 and not dry_run:
+        if ranks.world_size > 1:
+            raise GankitError("--nproc starts its own processes; drop it when launching with torchrun.")
+        if resume_dir is None and args:
+            config_lib.resolve(args[0], list(args[1:]))  # a bad preset or key fails here, once, not N times
+        from gankit.training.distributed import launch
+
+        options = {"--out": out, "--name": name, "--resume": resume_dir}
+        argv = ["train", *args, *(f"{flag}={value}" for flag, value in options.items() if value is not None)]
+        sys.exit(launch(nproc, argv))
     if resume_dir is not None:
         if args and "=" not in args[0]:
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
         run_dir = resume(resume_dir, list(args))
-        click.echo(f"run directory: {run_dir}")
+        if ranks.is_main:
+            click.echo(f"run directory: {run_dir}")
         return
     if not args:
         raise GankitError("name a preset to train, such as `gankit train gan-ring8`; `gankit presets` lists them.")
@@ -50,18 +68,21 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
         click.echo(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), nl=False)
         return
     from gankit.rundir import create_run_dir
+    from gankit.training.distributed import on_main, start
     from gankit.training.loop import train as train_run
 
-    run_dir = create_run_dir(out, name, preset)
+    start(cfg.train.device)  # under torchrun: join the job, so that rank 0 alone names the run directory
+    run_dir = on_main(lambda: create_run_dir(out, name, preset))
     try:
         train_run(cfg, run_dir)
     except GankitError:
         # A run refused before its first step (say, its dataset is missing) leaves no empty
         # directory behind; one that trained keeps everything it wrote.
-        if not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
+        if ranks.is_main and not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    click.echo(f"run directory: {run_dir}")
+    if ranks.is_main:
+        click.echo(f"run directory: {run_dir}")
 
 
 @cli.command()
@@ -201,7 +222,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="gankit", standalone_mode=False)
     except GankitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if "WORLD_SIZE" in os.environ:  # one of several processes: rank 0 alone speaks for the job
+            from gankit.training.distributed import report_failure
+
+            report_failure(str(exc), exc.exit_code)
+        else:
+            click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)

@@ -28,6 +28,7 @@ from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng
+from gankit.training.distributed import Engine, MeanOverRanks, finish, main_first
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
@@ -75,6 +76,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     meter: LossMeter = field(default_factory=LossMeter)
     last_stats: dict | None = None
+    engine: Engine = field(default_factory=Engine)  # this process's rank, device, DDP and precision
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -88,6 +90,9 @@ class Run:
             "config": config_lib.to_dict(self.cfg),
             # So that sampling needs neither the dataset on disk nor a rebuild of it.
             "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
+            # Every rank draws the same streams and keeps its rows (gankit.ranks), so rank 0's RNG
+            # states and data position are every rank's; the world size tells a resume whether they fit.
+            **self.engine.checkpoint_state(),
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
@@ -102,18 +107,22 @@ class Run:
         restore_rng(payload["rng"])
         self.noise.set_state(payload["rng"]["noise"])
         self.loader.load_state_dict(payload["rng"]["data"])
+        self.engine.restore(payload)
 
 
-def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None) -> Run:
+def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None,
+              engine: Engine | None = None) -> Run:
     """Networks, optimizers, data and fixed noise for `cfg`, initialised from its seed.
 
-    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors)."""
+    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors).
+    Every rank of a multi-process run builds the same, from the same seed."""
+    engine = engine or Engine(device=device, precision=cfg.train.precision)
     seed_everything(cfg.train.seed)
-    dataset = dataset if dataset is not None else build_dataset(cfg.data)
+    dataset = dataset if dataset is not None else main_first(lambda: build_dataset(cfg.data))
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
-    G = nets.G.to(device, memory_format=memory_format)
-    D = nets.D.to(device, memory_format=memory_format)
+    G = engine.prepare(nets.G.to(device, memory_format=memory_format))
+    D = engine.prepare(nets.D.to(device, memory_format=memory_format))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = make_optimizer(cfg.train.optimizer, G.parameters(), cfg.train.lr_G, cfg.train.betas)
     opt_D = make_optimizer(cfg.train.optimizer, D.parameters(), cfg.train.lr_D, cfg.train.betas)
@@ -123,18 +132,22 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     fixed_labels = (torch.arange(grid, device=device) % dataset.num_classes) if dataset.num_classes else None
     return Run(
         cfg=cfg, run_dir=run_dir, dataset=dataset,
-        loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device),
+        loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device, engine.ranks),
         G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
         noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
         fixed_z=prior.sample(grid, grid_noise, device), fixed_labels=fixed_labels,
         images_per_step=cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps,
+        engine=engine,
     )
 
 
 def default_hooks(run: Run) -> list[Hook]:
     t = run.cfg.train
+    every_rank = [MeanOverRanks(run.engine, t.log_every)] if run.engine.distributed else []
+    if not run.engine.is_main:
+        return every_rank  # files are rank 0's alone
     # Order matters: stats first (progress prints them), checkpoint last (it plots them).
-    return [
+    return every_rank + [
         StatsLogger(run.run_dir, t.log_every),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
@@ -145,13 +158,14 @@ def default_hooks(run: Run) -> list[Hook]:
 
 def training_loop(run: Run, hooks: list[Hook]) -> None:
     cfg = run.cfg.train
+    engine = run.engine  # DDP, no_sync and precision; each rank works on its rows of the global batch
     loss = build_loss(run.cfg.loss)
-    prior = build_prior(run.cfg.model)
+    prior = engine.share_prior(build_prior(run.cfg.model))
     ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
     augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
-    penalties = build_penalties(run.cfg.loss)  # [] unless loss.penalties names some
+    penalties = engine.scale_penalties(build_penalties(run.cfg.loss))  # [] unless loss.penalties names some
     device = run.fixed_z.device
-    nets = Nets(G=run.G.train(), D=run.D.train())
+    nets = engine.wrap(Nets(G=run.G.train(), D=run.D.train()))
 
     while run.step < cfg.steps:
         # Discriminator phase: D learns to tell real batches from G's current fakes.
@@ -159,17 +173,18 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         nets.D.requires_grad_(True)
         for _ in range(cfg.discriminator_steps):
             run.opt_D.zero_grad(set_to_none=True)
-            for _ in range(cfg.gradient_accumulation):
-                real, labels = run.loader.next()
-                z = prior.sample(cfg.batch_size, run.noise, device)
-                fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
-                batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
-                terms = loss.discriminator(nets, batch)
-                for penalty in penalties:
-                    terms |= penalty(nets, batch, run.step)
-                (sum(terms.values()) / cfg.gradient_accumulation).backward()
+            for r in range(cfg.gradient_accumulation):
+                with engine.round(nets.D, last=r + 1 == cfg.gradient_accumulation):
+                    real, labels = run.loader.next()
+                    z = prior.sample(cfg.batch_size, run.noise, device)
+                    fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
+                    batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
+                    terms = loss.discriminator(nets, batch)
+                    for penalty in penalties:
+                        terms |= penalty(nets, batch, run.step)
+                    engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "D")
                 run.meter.add(terms)
-            run.opt_D.step()
+            engine.step(run.opt_D, "D")
             loss.after_discriminator_step(nets)
             run.images_seen += cfg.batch_size * cfg.gradient_accumulation
 
@@ -178,13 +193,14 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         nets.G.requires_grad_(True)
         nets.D.requires_grad_(False)
         run.opt_G.zero_grad(set_to_none=True)
-        for _ in range(cfg.gradient_accumulation):
-            z = prior.sample(cfg.batch_size, run.noise, device)
-            batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
-            terms = loss.generator(nets, batch)
-            (sum(terms.values()) / cfg.gradient_accumulation).backward()
+        for r in range(cfg.gradient_accumulation):
+            with engine.round(nets.G, last=r + 1 == cfg.gradient_accumulation):
+                z = prior.sample(cfg.batch_size, run.noise, device)
+                batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
+                terms = loss.generator(nets, batch)
+                engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "G")
             run.meter.add(terms)
-        run.opt_G.step()
+        engine.step(run.opt_G, "G")
         ema.update(run.G_ema, nets.G)
 
         run.step += 1
@@ -198,14 +214,16 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
 def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
     """Train `cfg` into `run_dir`; with `resume_from`, continue from that checkpoint exactly."""
     run_dir = Path(run_dir)
-    device = pick_device(cfg.train.device)
+    engine = Engine.start(cfg.train)  # joins torchrun's process group when there is one
     payload = load_checkpoint(resume_from) if resume_from else None
-    run = build_run(cfg, run_dir, device)
+    run = build_run(cfg, run_dir, engine.device, engine=engine)
     if payload is not None:
         run.restore(payload)
-    config_lib.save(cfg, run_dir / "config.yaml")
-    (run_dir / "metrics.jsonl").touch()
+    if engine.is_main:
+        config_lib.save(cfg, run_dir / "config.yaml")
+        (run_dir / "metrics.jsonl").touch()
     training_loop(run, default_hooks(run))
+    finish()
     return run_dir
 
 

@@ -1,0 +1,361 @@
+"""Multi-process training: `torchrun ... -m gankit train` or `gankit train PRESET --nproc N`.
+
+The engine is PyTorch's own: a `torch.distributed` process group (NCCL when CUDA is present,
+else gloo) and DistributedDataParallel. What gankit adds is what GAN training needs from it,
+each part against a failure that public GAN frameworks have shown:
+- G and D each get their own DDP wrapper around the raw module (one DDP around both raises
+  "parameters not used"); the loop keeps the raw modules for EMA and checkpoints;
+- gradient accumulation skips the all-reduce with `no_sync` around forward AND backward of every
+  round but the last (stylegan2-ada's covers the forward only);
+- BatchNorm buffers are broadcast from rank 0 after every update, so G, its EMA and every
+  checkpoint are the same on every rank;
+- files are written by rank 0 only; the others wait at a barrier where they must;
+- a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), and a
+  finished run leaves the process group on every rank together, so nothing hangs.
+Which rows of each batch a rank trains on is `gankit.ranks`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import inspect
+import json
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gankit.errors import GankitError
+from gankit.ranks import SINGLE, Ranks, ranks_from_env
+from gankit.training.hooks import Hook
+from gankit.training.precision import Precision
+
+T = TypeVar("T")
+
+# Rank 0 may evaluate (FID on 50k samples) while the others wait in their next collective; the
+# default NCCL timeout (10 min) would kill such a run. Failures do not wait for it: see FailureRelay.
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
+
+
+def device_for(name: str, ranks: Ranks = SINGLE) -> torch.device:
+    """`train.device` for this process: `auto`/`cuda` mean the GPU of its local rank."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and ranks.world_size > 1:
+        device = torch.device("cuda", ranks.local_rank)
+    return device
+
+
+def start(device_name: str) -> tuple[Ranks, torch.device]:
+    """Join torchrun's process group (once per process) and pick this rank's device."""
+    ranks = ranks_from_env()
+    device = device_for(device_name, ranks)
+    if ranks.world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+        RELAY.start(ranks)
+    return ranks, device
+
+
+def finish() -> None:
+    """Leave the process group on every rank together: the end of a run never hangs."""
+    if dist.is_initialized():
+        dist.barrier()
+        RELAY.stop()
+        dist.destroy_process_group()
+
+
+def on_main(make: Callable[[], T]) -> T:
+    """`make()` on rank 0 only (it creates a run directory, say); every rank gets its result."""
+    if not dist.is_initialized():
+        return make()
+    box = [make() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures: one sentence from rank 0, exit 2, on every rank, with no hang.
+
+
+class FailureRelay:
+    """Carries the first failure of any rank to rank 0 through the rendezvous store.
+
+    A failing rank cannot reach rank 0 through a collective (rank 0 is blocked in another one,
+    and NCCL would wait for its timeout), so each rank runs a watcher thread on the store's
+    failure key. The failing rank writes it; rank 0's watcher prints the one sentence and every
+    watcher ends its process with the failure's exit code.
+    """
+
+    KEY, COUNT, REPORTED = "gankit/failure", "gankit/failures", "gankit/failure-reported"
+
+    def __init__(self) -> None:
+        self.store = None
+        self.ranks = SINGLE
+        self.stopped = threading.Event()
+
+    def start(self, ranks: Ranks) -> None:
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        self.store, self.ranks = _get_default_store(), ranks
+        self.stopped.clear()
+        threading.Thread(target=self._watch, name="gankit-failure-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.store = None
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(0.2):
+            try:
+                if not self.store.check([self.KEY]):
+                    continue
+                failure = json.loads(self.store.get(self.KEY))
+            except Exception:  # the store went away: the job is ending anyway
+                return
+            if failure["rank"] == self.ranks.rank:
+                continue  # our own failure: the main thread reports it
+            if self.ranks.is_main:
+                print(f"error: {failure['message']}", file=sys.stderr, flush=True)
+                self.store.set(self.REPORTED, "1")
+            os._exit(failure["code"])  # the main thread is blocked in a collective: end here
+
+    def report(self, message: str, code: int) -> None:
+        """Called on the failing rank. Rank 0 prints; another rank hands its sentence to rank 0."""
+        if self.store is None:  # not (yet) in a process group: each rank decides alone
+            if self.ranks.is_main or ranks_from_env().is_main:
+                print(f"error: {message}", file=sys.stderr, flush=True)
+            return
+        ranks = self.ranks
+        if not ranks.is_main:
+            message = f"rank {ranks.rank} of {ranks.world_size} failed: {message}"
+        with contextlib.suppress(Exception):
+            if self.store.add(self.COUNT, 1) == 1:  # the first failure is the one reported
+                self.store.set(self.KEY, json.dumps({"rank": ranks.rank, "message": message, "code": code}))
+        if ranks.is_main:
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            return
+        with contextlib.suppress(Exception):  # give rank 0 the time to print before this exits
+            self.store.wait([self.REPORTED], datetime.timedelta(seconds=30))
+
+
+RELAY = FailureRelay()
+
+
+def report_failure(message: str, code: int) -> None:
+    RELAY.report(message, code)
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP around each network.
+
+
+class _Calls(nn.Module):
+    """What DDP wraps: routes its forward to any method of the network, so that a loss calling
+    `D.logits_and_classes(x)` or `G.reconstruct(x)` still goes through DDP's gradient sync."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args, ddp_method: str = "forward", **kwargs):
+        return getattr(self.net, ddp_method)(*args, **kwargs)
+
+
+class NetDDP(DistributedDataParallel):
+    """DDP over one network that still answers to the network's own methods and attributes."""
+
+    def __init__(self, net: nn.Module, device: torch.device):
+        super().__init__(_Calls(net), device_ids=[device.index] if device.type == "cuda" else None,
+                         forward_sync_buffers=False)  # Engine.step broadcasts buffers once per update
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            value = getattr(self.module.net, name)
+        if inspect.ismethod(value) and value.__self__ is self.module.net:
+            return lambda *args, **kwargs: self(*args, ddp_method=name, **kwargs)
+        return value  # plain attributes, such as D.needs_z
+
+
+def _broadcast_buffers(module: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm statistics, spectral-norm vectors) to every rank, one
+    collective per dtype."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for buffer in module.buffers():
+        by_dtype.setdefault(buffer.dtype, []).append(buffer)
+    for buffers in by_dtype.values():
+        flat = torch.cat([b.reshape(-1) for b in buffers])
+        dist.broadcast(flat, src=0)
+        offset = 0
+        for b in buffers:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
+
+
+class RowsOfPrior:
+    """A latent prior that draws for the global batch and keeps this rank's rows."""
+
+    def __init__(self, prior, ranks: Ranks):
+        self.prior, self.ranks = prior, ranks
+        self.z_dim = prior.z_dim
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return self.ranks.take(self.prior.sample(n, generator, device))  # (n / world_size, z_dim)
+
+
+class Engine:
+    """How this process runs a step: its rank and device, DDP around G and D, and precision.
+
+    The loop asks it for `wrap(nets)`, `round(net, last)` (no_sync plus autocast),
+    `backward(loss, "D")` and `step(optimizer, "D")`; one process in fp32 is the plain case.
+    """
+
+    def __init__(self, ranks: Ranks = SINGLE, device: torch.device | str = "cpu", precision: str = "fp32",
+                 sync_batchnorm: bool = False):
+        self.ranks, self.device = ranks, torch.device(device)
+        self.precision = Precision(precision, self.device)
+        self.sync_batchnorm = sync_batchnorm
+        if sync_batchnorm and self.device.type != "cuda":
+            raise GankitError("train.sync_batchnorm=true needs CUDA: torch's SyncBatchNorm runs on GPUs only; "
+                              "drop it on CPU.")
+        self.raw: dict[str, nn.Module] = {}
+
+    @classmethod
+    def start(cls, train_cfg) -> Engine:
+        """Join the process group torchrun set up (if any) and build this rank's engine."""
+        ranks, device = start(train_cfg.device)
+        return cls(ranks, device, train_cfg.precision, train_cfg.sync_batchnorm)
+
+    @property
+    def is_main(self) -> bool:
+        return self.ranks.is_main
+
+    @property
+    def distributed(self) -> bool:
+        return self.ranks.world_size > 1
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """Before the optimizer sees it: BatchNorm -> SyncBatchNorm when asked (same parameters)."""
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net) if self.sync_batchnorm else net
+
+    def wrap(self, nets: T) -> T:
+        """The same Nets with each network in its own DDP wrapper (unchanged for one process)."""
+        changes = {}
+        for field in dataclasses.fields(nets):
+            net = getattr(nets, field.name)
+            if isinstance(net, nn.Module):
+                self.raw[field.name] = net
+                changes[field.name] = NetDDP(net, self.device) if self.distributed else net
+        return dataclasses.replace(nets, **changes)
+
+    def share_prior(self, prior):
+        return RowsOfPrior(prior, self.ranks) if self.distributed else prior
+
+    def scale_penalties(self, penalties: list) -> list:
+        """Penalties differentiate D: under fp16 they scale that gradient with D's scaler."""
+        for penalty in penalties:
+            penalty.grad_scaler = self.precision.scalers["D"]
+        return penalties
+
+    @contextlib.contextmanager
+    def round(self, net: nn.Module, last: bool):
+        """One accumulation round of `net`: its forward and backward skip the all-reduce unless
+        `last`, and the forward runs under autocast."""
+        sync = contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync()
+        with sync, self.precision.autocast():
+            yield
+
+    def backward(self, loss: torch.Tensor, net: str) -> None:
+        self.precision.backward(loss, net)
+
+    def step(self, optimizer: torch.optim.Optimizer, net: str) -> None:
+        self.precision.step(optimizer, net)
+        if self.distributed:
+            _broadcast_buffers(self.raw[net])
+
+    def average(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The mean over ranks of each tensor (loss summaries: every rank logs the job's mean)."""
+        if not self.distributed or not tensors:
+            return tensors
+        flat = torch.stack([t.detach().float().reshape(()) for t in tensors])
+        dist.all_reduce(flat)
+        return list((flat / self.ranks.world_size).unbind())
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"world_size": self.ranks.world_size, "precision": self.precision.state_dict()}
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        self.precision.load_state_dict(payload.get("precision", {}))
+        saved = int(payload.get("world_size", 1))
+        if saved != self.ranks.world_size and self.is_main:
+            warnings.warn(f"resuming a run trained on {saved} processes with {self.ranks.world_size}: it continues "
+                          "with the same global batch and random streams, but is no longer bit-exact.",
+                          stacklevel=2)
+
+
+def main_first(make: Callable[[], T]) -> T:
+    """`make()` on rank 0, then on the others: rank 0 alone builds a shared cache (a dataset's HDF5
+    file), and the others read it."""
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        result = make()
+        barrier()
+        return result
+    barrier()
+    return make()
+
+
+class MeanOverRanks(Hook):
+    """On every rank, before rank 0's StatsLogger reads them: the loss sums become their mean
+    over ranks, so stats.jsonl logs the job's losses, not rank 0's share of them."""
+
+    def __init__(self, engine: Engine, every: int):
+        self.engine, self.every = engine, every
+
+    def on_step(self, run) -> None:
+        if run.step % self.every and run.step != run.cfg.train.steps:
+            return
+        names = sorted(run.meter.sums)  # the same terms, in the same order, on every rank
+        for name, mean in zip(names, self.engine.average([run.meter.sums[n] for n in names]), strict=True):
+            run.meter.sums[name] = mean
+        if not self.engine.is_main:
+            run.meter.summary()  # nothing is logged here: start the next window
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """`gankit train ... --nproc N`: the same command in N processes on this node, through
+    `torch.distributed.run` (torchrun's own launcher). Returns the job's exit code."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # Share the cores: torchrun would set 1 thread per process and say so in a banner.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    # The workers speak for themselves (rank 0 prints any error); the agent's own logs are noise.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.1",
+                       "-m", "gankit", *argv])
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        return failure.exitcode if failure.exitcode > 0 else 1
+    return 0
