@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -56,24 +57,38 @@ def device_for(name: str, ranks: Ranks = SINGLE) -> torch.device:
     return device
 
 
+_OWN_GROUP = threading.Event()  # set when gankit created the process group, so it also ends it
+
+
 def start(device_name: str) -> tuple[Ranks, torch.device]:
-    """Join torchrun's process group (once per process) and pick this rank's device."""
+    """Join torchrun's process group (once per process) and pick this rank's device.
+
+    A script that set up the process group itself keeps it: gankit then only uses it."""
     ranks = ranks_from_env()
     device = device_for(device_name, ranks)
     if ranks.world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+        _OWN_GROUP.set()
         RELAY.start(ranks)
-    return ranks, device
+    return (ranks_from_group() if dist.is_initialized() else ranks), device
+
+
+def ranks_from_group() -> Ranks:
+    env = ranks_from_env()
+    return Ranks(dist.get_rank(), dist.get_world_size(), env.local_rank, env.local_world_size)
 
 
 def finish() -> None:
-    """Leave the process group on every rank together: the end of a run never hangs."""
-    if dist.is_initialized():
-        dist.barrier()
+    """Every rank leaves together, after rank 0's last files: the end of a run never hangs."""
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    if _OWN_GROUP.is_set():
         RELAY.stop()
         dist.destroy_process_group()
+        _OWN_GROUP.clear()
 
 
 def on_main(make: Callable[[], T]) -> T:
@@ -99,11 +114,12 @@ class FailureRelay:
 
     A failing rank cannot reach rank 0 through a collective (rank 0 is blocked in another one,
     and NCCL would wait for its timeout), so each rank runs a watcher thread on the store's
-    failure key. The failing rank writes it; rank 0's watcher prints the one sentence and every
-    watcher ends its process with the failure's exit code.
+    failure key. The failing rank writes it; rank 0 prints the one sentence; every rank ends with
+    the failure's exit code. The others acknowledge before they leave and rank 0 waits for that,
+    because the store may live in rank 0's process and must outlast their last question to it.
     """
 
-    KEY, COUNT, REPORTED = "gankit/failure", "gankit/failures", "gankit/failure-reported"
+    KEY, COUNT, REPORTED, LEFT = "gankit/failure", "gankit/failures", "gankit/failure-reported", "gankit/left"
 
     def __init__(self) -> None:
         self.store = None
@@ -122,22 +138,20 @@ class FailureRelay:
         self.store = None
 
     def _watch(self) -> None:
+        store = self.store
         while not self.stopped.wait(0.2):
             try:
-                if not self.store.check([self.KEY]):
+                if not store.check([self.KEY]):
                     continue
-                failure = json.loads(self.store.get(self.KEY))
+                failure = json.loads(store.get(self.KEY))
             except Exception:  # the store went away: the job is ending anyway
                 return
-            if failure["rank"] == self.ranks.rank:
-                continue  # our own failure: the main thread reports it
-            if self.ranks.is_main:
-                print(f"error: {failure['message']}", file=sys.stderr, flush=True)
-                self.store.set(self.REPORTED, "1")
-            os._exit(failure["code"])  # the main thread is blocked in a collective: end here
+            if failure["rank"] != self.ranks.rank:  # our own failure: the main thread reports it
+                self._leave(failure["message"], failure["code"])
 
     def report(self, message: str, code: int) -> None:
-        """Called on the failing rank. Rank 0 prints; another rank hands its sentence to rank 0."""
+        """Called on the failing rank, and ends its process (the main thread may not return to a
+        teardown that would block on, or abort for, peers leaving at the same time)."""
         if self.store is None:  # not (yet) in a process group: each rank decides alone
             if self.ranks.is_main or ranks_from_env().is_main:
                 print(f"error: {message}", file=sys.stderr, flush=True)
@@ -148,11 +162,22 @@ class FailureRelay:
         with contextlib.suppress(Exception):
             if self.store.add(self.COUNT, 1) == 1:  # the first failure is the one reported
                 self.store.set(self.KEY, json.dumps({"rank": ranks.rank, "message": message, "code": code}))
-        if ranks.is_main:
-            print(f"error: {message}", file=sys.stderr, flush=True)
-            return
-        with contextlib.suppress(Exception):  # give rank 0 the time to print before this exits
-            self.store.wait([self.REPORTED], datetime.timedelta(seconds=30))
+        self._leave(message, code)
+
+    def _leave(self, message: str, code: int) -> None:
+        store, ranks = self.store, self.ranks
+        with contextlib.suppress(Exception):
+            if ranks.is_main:
+                print(f"error: {message}", file=sys.stderr, flush=True)
+                store.set(self.REPORTED, "1")
+                deadline = time.monotonic() + 10
+                while store.add(self.LEFT, 0) < ranks.world_size - 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            else:
+                store.wait([self.REPORTED], datetime.timedelta(seconds=30))  # rank 0 has printed
+                store.add(self.LEFT, 1)
+        sys.stdout.flush()
+        os._exit(code)
 
 
 RELAY = FailureRelay()
@@ -211,14 +236,16 @@ def _broadcast_buffers(module: nn.Module) -> None:
 
 
 class RowsOfPrior:
-    """A latent prior that draws for the global batch and keeps this rank's rows."""
+    """A latent prior that draws z for the global batch and keeps this rank's rows: every rank's
+    noise stream stays in step, and the ranks' noise is disjoint."""
 
     def __init__(self, prior, ranks: Ranks):
         self.prior, self.ranks = prior, ranks
         self.z_dim = prior.z_dim
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        return self.ranks.take(self.prior.sample(n, generator, device))  # (n / world_size, z_dim)
+        # n: this rank's rows
+        return self.ranks.take(self.prior.sample(n * self.ranks.world_size, generator, device))  # (n, z_dim)
 
 
 class Engine:

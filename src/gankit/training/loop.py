@@ -176,7 +176,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
             for r in range(cfg.gradient_accumulation):
                 with engine.round(nets.D, last=r + 1 == cfg.gradient_accumulation):
                     real, labels = run.loader.next()
-                    z = prior.sample(cfg.batch_size, run.noise, device)
+                    z = prior.sample(len(real), run.noise, device)  # this rank's rows of the global batch
                     fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
                     batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
                     terms = loss.discriminator(nets, batch)
@@ -195,7 +195,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         run.opt_G.zero_grad(set_to_none=True)
         for r in range(cfg.gradient_accumulation):
             with engine.round(nets.G, last=r + 1 == cfg.gradient_accumulation):
-                z = prior.sample(cfg.batch_size, run.noise, device)
+                z = prior.sample(len(real), run.noise, device)
                 batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
                 terms = loss.generator(nets, batch)
                 engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "G")
