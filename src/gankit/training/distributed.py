@@ -214,6 +214,8 @@ class NetDDP(DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module" or "module" not in self._modules:  # DDP itself is still being built
+                raise
             value = getattr(self.module.net, name)
         if inspect.ismethod(value) and value.__self__ is self.module.net:
             return lambda *args, **kwargs: self(*args, ddp_method=name, **kwargs)
