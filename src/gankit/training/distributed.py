@@ -7,7 +7,7 @@ each part against a failure that public GAN frameworks have shown:
   "parameters not used"); the loop keeps the raw modules for EMA and checkpoints;
 - gradient accumulation skips the all-reduce with `no_sync` around forward AND backward of every
   round but the last (stylegan2-ada's covers the forward only);
-- BatchNorm buffers are broadcast from rank 0 after every update, so G, its EMA and every
+- BatchNorm buffers are broadcast from rank 0 after every update, so G, D, G's EMA and every
   checkpoint are the same on every rank;
 - files are written by rank 0 only; the others wait at a barrier where they must;
 - a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), and a
@@ -318,7 +318,9 @@ class Engine:
     def step(self, optimizer: torch.optim.Optimizer, net: str) -> None:
         self.precision.step(optimizer, net)
         if self.distributed:
-            _broadcast_buffers(self.raw[net])
+            # Every network's: D's BatchNorm statistics also move in G's phase, where D runs in train mode.
+            for module in self.raw.values():
+                _broadcast_buffers(module)
 
     def average(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         """The mean over ranks of each tensor (loss summaries: every rank logs the job's mean)."""
