@@ -292,7 +292,9 @@ class Engine:
             net = getattr(nets, field.name)
             if isinstance(net, nn.Module):
                 self.raw[field.name] = net
-                changes[field.name] = NetDDP(net, self.device) if self.distributed else net
+                # DDP syncs the parameters that require grad when it is built: all of them, though
+                # the loop then switches each network off in the other's phase.
+                changes[field.name] = NetDDP(net.requires_grad_(True), self.device) if self.distributed else net
         return dataclasses.replace(nets, **changes)
 
     def share_prior(self, prior):
