@@ -12,10 +12,23 @@ from pathlib import Path
 
 import click
 
-from gankit.errors import GankitError
+from gankit.errors import Diverged, GankitError, Stopped
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SeedFlagGroup(click.Group):
+    """Rewrites the seed repositories' dashed flags (`-sng`, `--model dcgan`, `-cd=hinge`) into
+    override words before click parses `gankit train`, which would misread them (gankit.aliases)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["gankit.argv"] = list(args)  # as typed, for RUN_DIR/command.txt
+        if args and args[0] == "train":
+            from gankit.aliases import rewrite_train_args
+
+            args = ["train", *rewrite_train_args(args[1:])]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=SeedFlagGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gankit")
 def cli() -> None:
     """Train, sample and compare GANs. Start with `gankit presets`."""
@@ -26,59 +39,79 @@ def cli() -> None:
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path),
               help="Parent directory of the run directory.")
 @click.option("--name", default=None, help="Run directory name [default: PRESET-NNN, never reused].")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the config, registry names, dataset and shapes as training would; print the config.")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(path_type=Path),
               help="Continue this run directory from its latest checkpoint (no PRESET needed).")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes on this node (DDP through torch.distributed.run); the same as "
                    "`torchrun --nproc_per_node=N -m gankit train ...`.")
-def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, resume_dir: Path | None,
-          nproc: int) -> None:
-    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`."""
-    import yaml
+@click.pass_context
+def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None, dry_run: bool,
+          resume_dir: Path | None, nproc: int) -> None:
+    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`.
 
+    The seed repositories' flags work as typed there: -sng -snd --ema -acml=2 -spd=2
+    --rtype=tnormal --aug_policy=diff_aug -cg=hinge -cd=hinge --model dcgan --epochs 300
+    --batch_size 64 --lr 5e-5 --log_steps 10 --steps=100000 (README, "Seed flags").
+    """
     from gankit import config as config_lib
+    from gankit.aliases import seed_model
     from gankit.ranks import ranks_from_env
+    from gankit.rundir import write_command
 
-    ranks = ranks_from_env()
+    argv = ctx.meta.get("gankit.argv", [])
+    ranks = ranks_from_env()  # under torchrun, rank 0 alone names, writes and speaks
     if nproc > 1 and not dry_run:
         if ranks.world_size > 1:
             raise GankitError("--nproc starts its own processes; drop it when launching with torchrun.")
-        if resume_dir is None and args:
-            config_lib.resolve(args[0], list(args[1:]))  # a bad preset or key fails here, once, not N times
-        from gankit.training.distributed import launch
+        if resume_dir is None and args and "=" not in args[0]:
+            config_lib.resolve(args[0], seed_model(args[0], list(args[1:])))  # a bad key fails once, not N times
+        from gankit.training.distributed import launch, without_nproc
 
-        options = {"--out": out, "--name": name, "--resume": resume_dir}
-        argv = ["train", *args, *(f"{flag}={value}" for flag, value in options.items() if value is not None)]
-        sys.exit(launch(nproc, argv))
+        sys.exit(launch(nproc, without_nproc(argv)))
     if resume_dir is not None:
         if args and "=" not in args[0]:
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
+        if ranks.is_main and (resume_dir / "checkpoints").is_dir():  # a refused resume writes nothing
+            write_command(resume_dir, argv)
         run_dir = resume(resume_dir, list(args))
         if ranks.is_main:
             click.echo(f"run directory: {run_dir}")
         return
     if not args:
         raise GankitError("name a preset to train, such as `gankit train gan-ring8`; `gankit presets` lists them.")
-    preset, overrides = args[0], list(args[1:])
+    if "=" in args[0]:
+        raise GankitError(f"name a preset before the overrides, such as `gankit train dcgan-celeba {args[0]}`; "
+                          "`gankit presets` lists them.")
+    preset, overrides = args[0], seed_model(args[0], list(args[1:]))
     cfg = config_lib.resolve(preset, overrides)
     if dry_run:
-        click.echo(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), nl=False)
+        from gankit.dryrun import check
+
+        click.echo(check(cfg), nl=False)
         return
     from gankit.rundir import create_run_dir
     from gankit.training.distributed import on_main, start
     from gankit.training.loop import train as train_run
 
     start(cfg.train.device)  # under torchrun: join the job, so that rank 0 alone names the run directory
-    run_dir = on_main(lambda: create_run_dir(out, name, preset))
+
+    def make_run_dir() -> Path:
+        run_dir = create_run_dir(out, name, preset)
+        write_command(run_dir, argv)
+        return run_dir
+
+    run_dir = on_main(make_run_dir)
     try:
         train_run(cfg, run_dir)
-    except GankitError:
+    except GankitError as exc:
         # A run refused before its first step (say, its dataset is missing) leaves no empty
-        # directory behind; one that trained keeps everything it wrote.
-        if ranks.is_main and not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
+        # directory behind; one that trained, or diverged, keeps everything it wrote.
+        trained = (run_dir / "samples").exists() or (run_dir / "checkpoints").exists()
+        if ranks.is_main and not trained and not isinstance(exc, Diverged):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if ranks.is_main:
@@ -95,11 +128,22 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
 @click.option("--truncation", default=None, type=float,
               help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")
-def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None) -> None:
+@click.option("--class", "class_", default=None, type=int, help="Conditional runs: draw only this class.")
+@click.option("--labels", default=None, help="Conditional runs: classes to draw, cycled, e.g. 0,1,2 (a row each).")
+def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None,
+           class_: int | None, labels: str | None) -> None:
     """Draw N samples from RUN_DIR's EMA generator into a PNG grid or a .npy array."""
     from gankit.sampling import sample_to_file
 
-    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed, truncation)}")
+    if class_ is not None and labels is not None:
+        raise GankitError("give --class K or --labels A,B,..., not both.")
+    try:
+        classes = [class_] if class_ is not None else None
+        classes = [int(c) for c in labels.split(",") if c.strip()] if labels else classes
+    except ValueError:
+        raise GankitError(f"--labels takes class numbers separated by commas, such as 0,1,2, not '{labels}'.") from None
+    path = sample_to_file(run_dir, n, out, checkpoint, seed, truncation, classes)
+    click.echo(f"wrote {path}")
 
 
 @cli.command()
@@ -216,6 +260,8 @@ def classifier_train(data_name: str, root: str, resolution: int, channels: int, 
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. A user sees one line on stderr for anything they can fix, never a traceback:
+    exit 2 for bad input (and a full disk), 3 for a diverged run, 128 + N after signal N."""
     import warnings
 
     warnings.formatwarning = _one_line_warning
@@ -229,15 +275,36 @@ def main(argv: list[str] | None = None) -> None:
         else:
             click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Stopped as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # click prints usage, a hint and the error over several lines; a user needs the error and where to look.
+        command = exc.ctx.command_path if exc.ctx else "gankit"
+        message = exc.format_message().replace("\n", " ").rstrip(".")
+        joiner = " See" if message.endswith("?") else "; see"
+        click.echo(f"error: {message}{joiner} `{command} --help`.", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; resume with `gankit train --resume RUN_DIR`.", err=True)
         sys.exit(130)
+    except (OSError, RuntimeError) as exc:
+        # A full disk outside atomic_write (a log append, a library's own writer): still one sentence.
+        from gankit.utils import disk_full_cause
+
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        where = f" writing {cause.filename}" if cause.filename else ""
+        click.echo(f"error: {cause.strerror}{where}; free some space (earlier checkpoints are intact) and "
+                   "resume with `gankit train --resume RUN_DIR`.", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ and is all a run needs to be resumed or reproduced.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "nonsaturating"  # loss registry name: the D and G objectives
+    name: str = "nonsaturating"  # loss registry name: the D objective, and G's unless `generator` names another
+    generator: str = ""  # G's objective when it differs from D's (seed 001's -cg); "" = the same as `name`
     clip: float = 0.01  # wasserstein: clip every D weight to [-clip, clip] after each D step; 0 = off
     penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1
     gp_weight: float = 10.0  # gp: lambda of WGAN-GP (Gulrajani 2017)
@@ -116,6 +118,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     steps: int = 2000  # generator updates in the whole run
+    epochs: float = 0.0  # passes over the dataset (seed 000's --epochs); > 0 sets `steps` from the dataset's size
     batch_size: int = 64  # images (or points) per forward pass, over all processes (each takes its share)
     gradient_accumulation: int = 1  # batches whose gradients are summed per optimizer step
     discriminator_steps: int = 1  # D updates per G update (seed 001's -spd)
@@ -135,6 +138,9 @@ class TrainConfig:
     grid_samples: int = 64  # samples in each grid (points for 2-D data get 4096 instead)
     augment: str = "none"  # augment registry name applied to D's inputs: none | diffaugment
     augment_policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])  # diffaugment ops
+    on_divergence: str = "stop"  # non-finite loss or weight: stop (exit 3) | rollback (to the last good checkpoint)
+    max_rollbacks: int = 3  # rollback: times the lrs may be halved and the run restored before it stops
+    keep_checkpoints: int = 0  # newest step-XXXXXX.pt files kept; 0 = all (latest/best are always kept)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps",
@@ -144,12 +150,20 @@ class TrainConfig:
                f"train.precision must be fp32, bf16 or fp16, not '{self.precision}'.")
         _check(self.optimizer in ("adam", "rmsprop"),
                f"train.optimizer must be adam or rmsprop, not '{self.optimizer}'.")
-        _check(self.lr_G > 0 and self.lr_D > 0, "train.lr_G and train.lr_D must be positive.")
+        for key in ("lr_G", "lr_D"):  # nan > 0 is False, but inf > 0 is True: both are refused here
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value > 0, f"train.{key} must be a positive finite number, not {value}.")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
+        _check(self.epochs >= 0, f"train.epochs must be 0 (use train.steps) or more, not {self.epochs}.")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
+        _check(self.on_divergence in ("stop", "rollback"),
+               f"train.on_divergence must be stop or rollback, not '{self.on_divergence}'.")
+        _check(self.max_rollbacks >= 0, f"train.max_rollbacks must be 0 or more, not {self.max_rollbacks}.")
+        _check(self.keep_checkpoints >= 0,
+               f"train.keep_checkpoints must be 0 (all) or more, not {self.keep_checkpoints}.")
         unknown = sorted(set(self.augment_policy) - {"color", "translation", "cutout"})
         _check(not unknown, f"train.augment_policy may hold color, translation and cutout, not {unknown}.")
 
@@ -166,6 +180,8 @@ class EvalConfig:
     best_metric: str = ""  # score that picks checkpoints/best.pt (e.g. fid, cfid); "" = first metric's main score
     collapse_factor: float = 2.0  # collapse: best_metric this many times worse than its best so far...
     collapse_patience: int = 2  # ...at this many evaluations in a row (see README, "Collapse")
+    collapse_factors: dict[str, float] = field(default_factory=dict)  # per score: its own factor; named = watched
+    diversity_floor: float = 0.1  # collapse when the samples' spread falls below this share of the real data's; 0 = off
     inception_weights: str = ""  # path of weights-inception-2015-12-05-6726825d.pth; "" = torch hub cache
     classifier: str = ""  # file from `gankit classifier train`; "" = the cached one for data.name
     cache_dir: str = ""  # reference statistics and classifiers; "" = $GANKIT_CACHE or ~/.cache/gankit
@@ -179,6 +195,9 @@ class EvalConfig:
         _check(self.network in ("G_ema", "G"), f"eval.network must be G_ema or G, not '{self.network}'.")
         _check(self.collapse_factor > 1, "eval.collapse_factor must be more than 1.")
         _check(self.collapse_patience > 0, "eval.collapse_patience must be positive.")
+        bad = [k for k, v in self.collapse_factors.items() if v <= 1]
+        _check(not bad, f"eval.collapse_factors must all be more than 1, not {bad[0] if bad else ''}'s.")
+        _check(0 <= self.diversity_floor < 1, "eval.diversity_floor must be in [0, 1): a share of the real spread.")
 
 
 @dataclass
@@ -222,6 +241,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         for option in typing.get_args(hint):
             if option is not type(None):
                 return _coerce(value, option, key)
+    if origin is dict:  # eval.collapse_factors={cfid: 1.5}
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise GankitError(f"{key} must be a mapping such as {{cfid: 1.5}}, not {value!r}.")
+        return {_coerce(k, key_type, key): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, (str, int, float)) and item is str:
@@ -230,16 +254,18 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise GankitError(f"{key} must be a list such as [1, 2], not {value!r}.")
         return [_coerce(v, item, key) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if hint is float and isinstance(value, str):
         try:  # YAML 1.1 reads `1e-3` (no dot) as a string; users mean the number
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a name like `data.name=10` stays a string
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise GankitError(f"{key} must be {_type_name(hint)}, not {value!r}.")
+    if hint is float and not math.isfinite(value):  # no setting means anything at inf or nan
+        raise GankitError(f"{key} must be a finite number, not {value}.")
     return value
 
 
@@ -332,19 +358,30 @@ def preset_values(name: str) -> dict[str, Any]:
     path = _preset_dir() / f"{name}.yaml"
     if not path.is_file():
         names = [n for n, _ in list_presets()]
+        using = [n for n in names if n.split("-", 1)[-1] == name or n.endswith("-" + name)]
+        if using:  # seed 001 typed the dataset (`python main.py celeba`); here a preset names data and model
+            raise GankitError(f"'{name}' is a dataset, not a preset; train a preset that uses it: {', '.join(using)}.")
         raise GankitError(f"unknown preset '{name}'{did_you_mean(name, names)} Run `gankit presets` to list them.")
     values = yaml.safe_load(path.read_text()) or {}
     values["preset"] = name
     return values
 
 
+def _overrides(overrides: list[str]) -> dict[str, Any]:
+    nested = parse_overrides(list(overrides))
+    train = nested.get("train", {})
+    if "steps" in train and "epochs" not in train:
+        train["epochs"] = 0.0  # a length given in steps replaces one given in epochs (a resumed run's too)
+    return nested
+
+
 def resolve(preset: str, overrides: list[str] = ()) -> Config:
     """The config a run uses: defaults, then the preset's delta, then the overrides."""
-    return from_dict(_merge(preset_values(preset), parse_overrides(list(overrides))))
+    return from_dict(_merge(preset_values(preset), _overrides(overrides)))
 
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    return from_dict(_merge(to_dict(cfg), parse_overrides(list(overrides))))
+    return from_dict(_merge(to_dict(cfg), _overrides(overrides)))
 
 
 def save(cfg: Config, path: Path) -> None:
@@ -359,3 +396,24 @@ def load(path: Path) -> Config:
     except (OSError, yaml.YAMLError) as exc:
         raise GankitError(f"cannot read config {path}: {exc}; restore it or start a new run.") from None
     return from_dict(values)
+
+
+def steps_from_epochs(cfg: Config, dataset: Any) -> Config:
+    """`cfg` with `train.steps` counted from `train.epochs` passes over `dataset` (unchanged when 0).
+
+    One epoch is every image shown to D once, in the whole batches the loaders make (a ragged
+    tail is dropped each epoch); a step shows D `batch_size * gradient_accumulation *
+    discriminator_steps` images. Seed 000's `--epochs 300 --batch_size 64` on 30,000 faces is
+    300 * 468 = 140,400 steps.
+    """
+    t = cfg.train
+    if t.epochs <= 0:
+        return cfg
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise GankitError(f"train.epochs counts passes over a dataset of fixed size, but {cfg.data.name} is "
+                          "sampled afresh for every batch; set train.steps instead.") from None
+    batches = t.epochs * (size // t.batch_size)
+    steps = max(1, math.ceil(batches / (t.gradient_accumulation * t.discriminator_steps) - 1e-9))
+    return dataclasses.replace(cfg, train=dataclasses.replace(t, steps=steps))

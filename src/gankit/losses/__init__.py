@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.errors import GankitError
 from gankit.nets import Nets
 from gankit.registry import Registry
 
@@ -61,8 +62,40 @@ get_loss = LOSSES.get
 list_losses = LOSSES.list
 
 
+class SplitLoss(LogitLoss):
+    """D trained by one formulation and G by another (seed 001's `-cd=hinge -cg=bce`).
+
+    Each side keeps its own terms, so the pairs are the published ones: hinge for D with the
+    non-saturating G loss, say, as in several SNGAN/BigGAN ablations. D's formulation also
+    owns what happens after D's step (WGAN's clipping). Only formulations that read D's logits
+    alone can be paired; ACGAN and VEEGAN train extra networks on both sides.
+    """
+
+    def __init__(self, d_loss: LogitLoss, g_loss: LogitLoss):
+        self.d_loss, self.g_loss = d_loss, g_loss
+
+    def discriminator(self, nets: Nets, batch: Batch) -> Terms:
+        return self.d_loss.discriminator(nets, batch)
+
+    def generator(self, nets: Nets, batch: Batch) -> Terms:
+        return self.g_loss.generator(nets, batch)
+
+    def after_discriminator_step(self, nets: Nets) -> None:
+        self.d_loss.after_discriminator_step(nets)
+
+
 def build_loss(cfg) -> LogitLoss:
-    return LOSSES.build(cfg.name, cfg)
+    d_loss = LOSSES.build(cfg.name, cfg)
+    if not cfg.generator or cfg.generator == cfg.name:
+        return d_loss
+    g_loss = LOSSES.build(cfg.generator, cfg)
+    for name, loss in ((cfg.name, d_loss), (cfg.generator, g_loss)):
+        # A pairable loss is a plain LogitLoss: its D phase reads only D's logits on real and fake.
+        if type(loss).discriminator is not LogitLoss.discriminator or type(loss).generator is not LogitLoss.generator:
+            raise GankitError(f"loss {name} trains its own extra network, so it cannot be paired with another "
+                              f"for G and D; drop loss.generator (-cg) or use minimax, nonsaturating, lsgan, "
+                              "hinge or wasserstein on both sides.")
+    return SplitLoss(d_loss, g_loss)
 
 
 from gankit.losses import acgan, hinge, lsgan, minimax, nonsaturating, veegan, wasserstein  # noqa: E402,F401

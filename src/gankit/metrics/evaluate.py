@@ -24,7 +24,7 @@ from gankit import config as config_lib
 from gankit.config import DataConfig, EvalConfig
 from gankit.data.base import to_unit_range
 from gankit.errors import GankitError
-from gankit.metrics import build_metric
+from gankit.metrics import build_metric, require_samples
 from gankit.metrics.backbone import Backbone
 from gankit.metrics.stats import FeatureStats, feature_statistics
 from gankit.sampling import draw_samples, resolve_checkpoint
@@ -238,7 +238,7 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
     from gankit.data import build_dataset
     from gankit.latent import build_prior
     from gankit.nets import build_nets
-    from gankit.training.checkpoint import load_checkpoint
+    from gankit.training.checkpoint import load_checkpoint, load_weights
     from gankit.training.loop import pick_device
 
     run_dir = Path(run_dir)
@@ -259,10 +259,10 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
     dataset = build_dataset(cfg.data)
     if metrics is None:  # the run's own metrics, else the standard set for its kind of data
         metrics = eval_cfg.metrics or (["modes"] if len(dataset.shape) == 1 else ["fid", "is", "kid", "pr"])
-    for name in metrics:
-        build_metric(name)  # an unknown name fails before samples are drawn
+    # Also fails on an unknown name, before any sampling.
+    require_samples(metrics, eval_cfg.num_samples, "--n" if n is not None else "the run's eval.num_samples")
     G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
-    G.load_state_dict(payload[eval_cfg.network])
+    load_weights(G, payload[eval_cfg.network], f"{eval_cfg.network} in {path}")
     G.to(device)
     fake = draw_samples(G, build_prior(cfg.model), eval_cfg.num_samples, eval_cfg.seed, device, dataset.num_classes)
     ev = Evaluation(fake, cfg.data, eval_cfg, device, dataset=dataset)

@@ -44,7 +44,13 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    def write(tmp: Path) -> None:
+        # Through a Python file, so a full disk surfaces as OSError(ENOSPC) (as the RuntimeError's
+        # context) rather than only torch's "unexpected pos" message from its own writer.
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+
+    atomic_write(Path(path), write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -69,3 +75,16 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if not path.is_file():
         raise GankitError(f"{run_dir} has no checkpoints/latest.pt to resume from; check the path, or train it anew.")
     return path
+
+
+def load_weights(module: torch.nn.Module | torch.optim.Optimizer, state: dict[str, Any], what: str) -> None:
+    """load_state_dict, with a state that does not fit (another model's checkpoint) as one sentence."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in detail if "size mismatch" in line or "key" in line.lower()),
+                      detail[0] if detail else type(exc).__name__)
+        raise GankitError(f"the checkpoint's {what} does not fit the model its config describes "
+                          f"({detail.rstrip('.')}); it was saved by other code or edited, so use a "
+                          "checkpoint this gankit wrote.") from None

@@ -125,6 +125,7 @@ class FailureRelay:
         self.store = None
         self.ranks = SINGLE
         self.stopped = threading.Event()
+        self.leaving = threading.Lock()
 
     def start(self, ranks: Ranks) -> None:
         from torch.distributed.distributed_c10d import _get_default_store
@@ -165,6 +166,7 @@ class FailureRelay:
         self._leave(message, code)
 
     def _leave(self, message: str, code: int) -> None:
+        self.leaving.acquire()  # never released: the first of this rank's threads to get here speaks
         store, ranks = self.store, self.ranks
         with contextlib.suppress(Exception):
             if ranks.is_main:
@@ -271,6 +273,11 @@ class Engine:
     def start(cls, train_cfg) -> Engine:
         """Join the process group torchrun set up (if any) and build this rank's engine."""
         ranks, device = start(train_cfg.device)
+        if ranks.world_size > 1 and train_cfg.on_divergence == "rollback":
+            # A rollback restarts the loop on the ranks that saw the blow-up; under DDP all of them
+            # would have to, in step, and that is not built yet.
+            raise GankitError("train.on_divergence=rollback works with one process only; with several, use "
+                              "stop and resume from the last good checkpoint with lower rates.")
         return cls(ranks, device, train_cfg.precision, train_cfg.sync_batchnorm)
 
     @property
@@ -368,8 +375,18 @@ class MeanOverRanks(Hook):
         names = sorted(run.meter.sums)  # the same terms, in the same order, on every rank
         for name, mean in zip(names, self.engine.average([run.meter.sums[n] for n in names]), strict=True):
             run.meter.sums[name] = mean
-        if not self.engine.is_main:
-            run.meter.summary()  # nothing is logged here: start the next window
+
+
+class ForgetLosses(Hook):
+    """Last on ranks other than 0, where no StatsLogger empties the loss sums once the
+    divergence guard has read them: start the next logging window."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_step(self, run) -> None:
+        if run.step % self.every == 0 or run.step == run.cfg.train.steps:
+            run.meter.reset()
 
 
 def launch(nproc: int, argv: list[str]) -> int:
@@ -392,3 +409,16 @@ def launch(nproc: int, argv: list[str]) -> int:
         _, failure = exc.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else 1
     return 0
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command as typed, minus `--nproc N` / `--nproc=N`: what each launched process runs."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            out.append(word)
+    return out

@@ -7,6 +7,7 @@ real images shown to D (`images_seen`, kimg), which survives a change of batch s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import time
@@ -22,22 +23,33 @@ from gankit import config as config_lib
 from gankit.augment import build_augment
 from gankit.config import Config
 from gankit.data import build_dataset
-from gankit.errors import GankitError
+from gankit.errors import GankitError, Stopped
 from gankit.latent import build_prior
 from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
-from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng
-from gankit.training.distributed import Engine, MeanOverRanks, finish, main_first
+from gankit.rundir import run_lock
+from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
+from gankit.training.distributed import Engine, ForgetLosses, MeanOverRanks, finish, main_first
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
+from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
+from gankit.training.resuming import NOT_RESUMABLE, check_data_shape, check_same_run, keep_old_config
+from gankit.training.stop import GracefulStop, StopFlag
+from gankit.utils import truncate_jsonl
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"train.device={name} but torch sees no CUDA GPU here; use train.device=auto or cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GankitError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA devices "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -76,12 +88,15 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     meter: LossMeter = field(default_factory=LossMeter)
     last_stats: dict | None = None
+    stop: StopFlag = field(default_factory=StopFlag)  # set by a signal: the loop ends after the current step
+    rollbacks: int = 0  # divergence rollbacks so far (train.max_rollbacks caps them)
     engine: Engine = field(default_factory=Engine)  # this process's rank, device, DDP and precision
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
 
     def checkpoint(self) -> dict[str, Any]:
+        check_finite(self)  # raises NonFinite: a checkpoint is never written from a diverged state
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
@@ -90,17 +105,24 @@ class Run:
             "config": config_lib.to_dict(self.cfg),
             # So that sampling needs neither the dataset on disk nor a rebuild of it.
             "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
+            "rollbacks": self.rollbacks,
             # Every rank draws the same streams and keeps its rows (gankit.ranks), so rank 0's RNG
             # states and data position are every rank's; the world size tells a resume whether they fit.
             **self.engine.checkpoint_state(),
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
-        self.G.load_state_dict(payload["G"])
-        self.D.load_state_dict(payload["D"])
-        self.G_ema.load_state_dict(payload["G_ema"])
-        self.opt_G.load_state_dict(payload["opt_G"])
-        self.opt_D.load_state_dict(payload["opt_D"])
+        for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
+            load_weights(getattr(self, key), payload[key], key)
+        # The optimizer state brings back the rates it was saved with; the config (which resume
+        # overrides and rollbacks change) decides them.
+        t = self.cfg.train
+        for opt, lr in ((self.opt_G, t.lr_G), (self.opt_D, t.lr_D)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if "betas" in group:
+                    group["betas"] = tuple(t.betas)
+        self.rollbacks = int(payload.get("rollbacks", 0))
         self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
         self.images_seen_at_start = self.images_seen
         self.seconds_before = float(payload.get("seconds", 0.0))
@@ -119,6 +141,7 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     engine = engine or Engine(device=device, precision=cfg.train.precision)
     seed_everything(cfg.train.seed)
     dataset = dataset if dataset is not None else main_first(lambda: build_dataset(cfg.data))
+    cfg = config_lib.steps_from_epochs(cfg, dataset)  # train.epochs, when set, counted over this dataset
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     G = engine.prepare(nets.G.to(device, memory_format=memory_format))
@@ -143,16 +166,19 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
 
 def default_hooks(run: Run) -> list[Hook]:
     t = run.cfg.train
+    # On every rank, on the same (averaged) loss sums, so that all ranks stop together.
     every_rank = [MeanOverRanks(run.engine, t.log_every)] if run.engine.distributed else []
+    every_rank.append(DivergenceGuard(t.log_every))
     if not run.engine.is_main:
-        return every_rank  # files are rank 0's alone
-    # Order matters: stats first (progress prints them), checkpoint last (it plots them).
+        return every_rank + [ForgetLosses(t.log_every)]  # files are rank 0's alone
+    # Order matters: the guard before stats (it reads the loss sums the stats logger then empties),
+    # stats before progress (which prints them), checkpoint last (it plots them).
     return every_rank + [
-        StatsLogger(run.run_dir, t.log_every),
+        StatsLogger(run.run_dir, t.log_every, run.step),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
         Evaluator(run),  # eval.metrics every eval.every_kimg; best.pt; collapse detection
-        Checkpointer(run.run_dir, t.checkpoint_every),
+        Checkpointer(run.run_dir, t.checkpoint_every, t.keep_checkpoints),
     ]
 
 
@@ -167,7 +193,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
     device = run.fixed_z.device
     nets = engine.wrap(Nets(G=run.G.train(), D=run.D.train()))
 
-    while run.step < cfg.steps:
+    while run.step < cfg.steps and not run.stop.requested:
         # Discriminator phase: D learns to tell real batches from G's current fakes.
         nets.G.requires_grad_(False)
         nets.D.requires_grad_(True)
@@ -212,18 +238,43 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
 
 
 def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
-    """Train `cfg` into `run_dir`; with `resume_from`, continue from that checkpoint exactly."""
+    """Train `cfg` into `run_dir`; with `resume_from`, continue from that checkpoint exactly.
+
+    One process at a time: a second one on the same run directory is refused (`run_lock`).
+    Raises Diverged (exit 3) when the run diverges and may not roll back, and Stopped after a
+    signal, once latest.pt is saved."""
     run_dir = Path(run_dir)
     engine = Engine.start(cfg.train)  # joins torchrun's process group when there is one
-    payload = load_checkpoint(resume_from) if resume_from else None
-    run = build_run(cfg, run_dir, engine.device, engine=engine)
-    if payload is not None:
-        run.restore(payload)
-    if engine.is_main:
-        config_lib.save(cfg, run_dir / "config.yaml")
-        (run_dir / "metrics.jsonl").touch()
-    training_loop(run, default_hooks(run))
-    finish()
+    with run_lock(run_dir) if engine.is_main else contextlib.nullcontext():  # rank 0 alone writes the run
+        payload = load_checkpoint(resume_from) if resume_from else None
+        if payload is not None:
+            check_same_run(cfg, run_dir, payload, resume_from)
+        run = build_run(cfg, run_dir, engine.device, engine=engine)
+        if payload is not None:
+            check_data_shape(run, payload, resume_from)
+            run.restore(payload)
+            if engine.is_main:
+                truncate_jsonl(run_dir / "stats.jsonl", run.step)  # what was logged after the checkpoint is redone
+                keep_old_config(run_dir, run.cfg, run.step)
+        elif engine.is_main:
+            config_lib.save(run.cfg, run_dir / "config.yaml")
+        if engine.is_main:
+            (run_dir / "metrics.jsonl").touch()
+        policy = DivergencePolicy(run)
+        while True:
+            hooks = default_hooks(run)
+            try:
+                with GracefulStop() as run.stop:
+                    training_loop(run, hooks)
+                break
+            except NonFinite as exc:
+                for hook in hooks:
+                    hook.close()
+                policy.handle(run, exc)  # raises Diverged, or restores the last good state to go on from
+        finish()
+        if run.stop.requested:
+            raise Stopped(f"stopped at step {run.step}; continue with `gankit train --resume {run_dir}`.",
+                          run.stop.signum)
     return run_dir
 
 
@@ -238,6 +289,11 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Path:
         # The weights in the checkpoint were made by this data and model; changing them is a new run.
         raise GankitError(f"a resumed run can change only train.* and eval.* keys, not '{fixed[0]}'; "
                           "start a new run to change the data, model or loss.")
-    cfg = config_lib.from_dict(load_checkpoint(checkpoint)["config"])
-    cfg = config_lib.with_overrides(cfg, list(overrides))
-    return train(cfg, run_dir, resume_from=checkpoint)
+    with run_lock(run_dir):
+        cfg = config_lib.from_dict(load_checkpoint(checkpoint)["config"])
+        new = config_lib.with_overrides(cfg, list(overrides))
+        for key, why in NOT_RESUMABLE.items():
+            section, name = key.split(".")
+            if getattr(getattr(new, section), name) != getattr(getattr(cfg, section), name):
+                raise GankitError(f"a resumed run cannot change {key} ({why}); start a new run for that.")
+        return train(new, run_dir, resume_from=checkpoint)
