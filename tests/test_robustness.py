@@ -157,7 +157,7 @@ def test_every_resume_override_is_honoured_or_refused(key):
         "train.channels_last": "build_run", "train.log_every": "hooks", "train.sample_every": "hooks",
         "train.checkpoint_every": "hooks", "train.grid_samples": "build_run", "train.augment": "loop",
         "train.augment_policy": "loop", "train.on_divergence": "policy", "train.max_rollbacks": "policy",
-        "train.keep_checkpoints": "Checkpointer",
+        "train.keep_checkpoints": "Checkpointer", "train.epochs": "build_run (steps_from_epochs)",
     }
     assert (key in honoured) != (key in NOT_RESUMABLE) or key.startswith("eval."), key
 

@@ -75,9 +75,8 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
-        if ranks.is_main and (resume_dir / "checkpoints").is_dir():  # a refused resume writes nothing
-            write_command(resume_dir, argv)
-        run_dir = resume(resume_dir, list(args))
+        # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
+        run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
         if ranks.is_main:
             click.echo(f"run directory: {run_dir}")
         return

@@ -124,7 +124,6 @@ class Evaluator(Hook):
         if "diversity" in self.metrics and cfg.diversity_floor > 0:
             self.watched.append(("diversity", FloorDetector(cfg.diversity_floor, cfg.collapse_patience)))
         self.collapse_recorded = False
-        self.writer = open_writer(self.run_dir)
         self._replay(run.step)
 
     def _ticks(self, images_seen: int) -> int:
@@ -155,6 +154,12 @@ class Evaluator(Hook):
         release_writer(self.writer)
         self.writer = None
 
+    def tensorboard(self):
+        """The run's shared writer, opened at first use (again after close(), when the hook is reused)."""
+        if self.writer is None:
+            self.writer = open_writer(self.run_dir)
+        return self.writer
+
     def evaluate(self, run: Run) -> list[dict]:
         from gankit.latent import build_prior
         from gankit.metrics.evaluate import Evaluation, score_samples
@@ -174,8 +179,8 @@ class Evaluator(Hook):
         for record in records:
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             if isinstance(record["value"], (int, float)):
-                self.writer.add_scalar(f"eval/{record['metric']}", record["value"], global_step=run.step)
-        self.writer.flush()
+                self.tensorboard().add_scalar(f"eval/{record['metric']}", record["value"], global_step=run.step)
+        self.tensorboard().flush()
         self.last_step = run.step
         self._best_and_collapse(run, records)
         collapsed = [d.collapsed_at for _, d in self.watched if d.collapsed_at and d.collapsed_at[1] >= 0]
@@ -208,6 +213,6 @@ class Evaluator(Hook):
             })
             message = (f"collapse: {name} has been bad ({detector.rule()}) since step {step}; "
                        "kept checkpoints/best-before-collapse.pt")
-            self.writer.add_text("collapse", message, global_step=run.step)
-            self.writer.flush()
+            self.tensorboard().add_text("collapse", message, global_step=run.step)
+            self.tensorboard().flush()
             print(message, file=sys.stderr, flush=True)

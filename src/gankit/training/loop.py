@@ -11,6 +11,7 @@ import contextlib
 import copy
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,8 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         hook.on_end(run)
 
 
-def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
+def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
+          on_start: Callable[[Path], None] | None = None) -> Path:
     """Train `cfg` into `run_dir`; with `resume_from`, continue from that checkpoint exactly.
 
     One process at a time: a second one on the same run directory is refused (`run_lock`).
@@ -254,6 +256,8 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
             check_data_shape(run, payload, resume_from)
             run.restore(payload)
             if engine.is_main:
+                if on_start is not None:  # e.g. the CLI's command.txt, written only once every check has passed
+                    on_start(run_dir)
                 truncate_jsonl(run_dir / "stats.jsonl", run.step)  # what was logged after the checkpoint is redone
                 keep_old_config(run_dir, run.cfg, run.step)
         elif engine.is_main:
@@ -278,7 +282,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> Path:
     return run_dir
 
 
-def resume(run_dir: Path, overrides: list[str] = ()) -> Path:
+def resume(run_dir: Path, overrides: list[str] = (), on_start: Callable[[Path], None] | None = None) -> Path:
     """Continue `run_dir` from checkpoints/latest.pt, with optional overrides (e.g. more steps)."""
     checkpoint = latest_checkpoint(run_dir)
     # Judged on the parsed keys, after seed aliases expand: `spd=2` is train.discriminator_steps.
@@ -296,4 +300,4 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Path:
             section, name = key.split(".")
             if getattr(getattr(new, section), name) != getattr(getattr(cfg, section), name):
                 raise GankitError(f"a resumed run cannot change {key} ({why}); start a new run for that.")
-        return train(new, run_dir, resume_from=checkpoint)
+        return train(new, run_dir, resume_from=checkpoint, on_start=on_start)
