@@ -100,6 +100,13 @@ def on_main(make: Callable[[], T]) -> T:
     return box[0]
 
 
+def run_lock_of_main(run_dir) -> contextlib.AbstractContextManager:
+    """The run directory's lock (one writer at a time) is rank 0's: it alone writes the run."""
+    from gankit.rundir import run_lock
+
+    return run_lock(run_dir) if ranks_from_env().is_main else contextlib.nullcontext()
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

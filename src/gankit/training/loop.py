@@ -7,7 +7,6 @@ real images shown to D (`images_seen`, kimg), which survives a change of batch s
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import random
 import time
@@ -29,9 +28,8 @@ from gankit.latent import build_prior
 from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
-from gankit.rundir import run_lock
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
-from gankit.training.distributed import Engine, ForgetLosses, MeanOverRanks, finish, main_first
+from gankit.training.distributed import Engine, ForgetLosses, MeanOverRanks, finish, main_first, run_lock_of_main
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
@@ -247,7 +245,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
     signal, once latest.pt is saved."""
     run_dir = Path(run_dir)
     engine = Engine.start(cfg.train)  # joins torchrun's process group when there is one
-    with run_lock(run_dir) if engine.is_main else contextlib.nullcontext():  # rank 0 alone writes the run
+    with run_lock_of_main(run_dir):
         payload = load_checkpoint(resume_from) if resume_from else None
         if payload is not None:
             check_same_run(cfg, run_dir, payload, resume_from)
@@ -293,7 +291,7 @@ def resume(run_dir: Path, overrides: list[str] = (), on_start: Callable[[Path], 
         # The weights in the checkpoint were made by this data and model; changing them is a new run.
         raise GankitError(f"a resumed run can change only train.* and eval.* keys, not '{fixed[0]}'; "
                           "start a new run to change the data, model or loss.")
-    with run_lock(run_dir):
+    with run_lock_of_main(run_dir):
         cfg = config_lib.from_dict(load_checkpoint(checkpoint)["config"])
         new = config_lib.with_overrides(cfg, list(overrides))
         for key, why in NOT_RESUMABLE.items():
