@@ -112,3 +112,32 @@ def test_precision_and_sync_batchnorm_are_checked():
         config_lib.resolve("gan-ring8", ["train.precision=fp8"])
     with pytest.raises(GankitError, match="sync_batchnorm=true needs CUDA"):
         Engine(device="cpu", sync_batchnorm=True)
+
+
+def test_fp16_penalty_overflow_skips_the_step_and_logs_no_inf():
+    """At the scaler's first scale (2**16, above float16's largest value) R1's scaled input
+    gradient overflows: the step is skipped and the scale halved, and the logged term is 0, not
+    inf, so the divergence guard does not stop a healthy run. The next step is taken."""
+    from gankit.config import LossConfig
+    from gankit.losses import Batch
+    from gankit.penalties import build_penalties
+
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    nets = Nets(G=nn.Identity(), D=lambda x, labels=None: critic(x).squeeze(1))
+    (penalty,) = build_penalties(LossConfig(penalties=["r1"], r1_every=1))
+    precision = Precision("fp16", torch.device("cpu"))
+    penalty.grad_scaler = precision.scalers["D"]
+    opt = torch.optim.Adam(critic.parameters())
+    values, scales, changed = [], [], []
+    for _ in range(2):
+        before = [p.detach().clone() for p in critic.parameters()]
+        with precision.autocast():
+            term = penalty(nets, Batch(real=torch.randn(8, 4), fake=None, z=None, labels=None), 0)["D/r1"]
+        precision.backward(term, "D")
+        precision.step(opt, "D")
+        opt.zero_grad()
+        values.append(term.item())
+        scales.append(precision.scalers["D"].get_scale())
+        changed.append(not all(torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True)))
+    assert values[0] == 0.0 and values[1] > 0 and scales == [2.0**15, 2.0**15] and changed == [False, True]

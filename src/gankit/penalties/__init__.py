@@ -34,7 +34,29 @@ class Penalty:
     def __call__(self, nets: Nets, batch: Batch, step: int) -> Terms:
         if step % self.every:
             return {}
-        return {f"D/{self.name}": self.weight * self.compute(nets, batch)}
+        value = self.weight * self.compute(nets, batch)
+        if self.grad_scaler is not None and self.grad_scaler.is_enabled():
+            value = ScaledOverflow.apply(value)
+        return {f"D/{self.name}": value}
+
+
+class ScaledOverflow(torch.autograd.Function):
+    """Under fp16 a penalty's scaled input gradient overflows whenever the scale is one step too
+    high (at the start, and after each growth of the scale); GradScaler then skips that step and
+    lowers the scale, as designed. The penalty's value is then inf, which the logs and the
+    divergence guard would take for a diverged run. So the value shows as 0, and its backward
+    stays non-finite, so that the scaler still sees the overflow and skips the step."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor) -> torch.Tensor:
+        finite = torch.isfinite(value)
+        ctx.save_for_backward(finite)
+        return torch.where(finite, value, torch.zeros_like(value))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (finite,) = ctx.saved_tensors
+        return torch.where(finite, grad, torch.full_like(grad, float("nan")))
 
     def compute(self, nets: Nets, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
