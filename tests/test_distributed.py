@@ -143,11 +143,12 @@ def test_nproc_writes_only_from_rank_0_and_the_run_looks_like_one_process(tmp_pa
     """The real CLI, `gankit train ... --nproc 2`, through torch.distributed.run."""
     args = ["train", "gan-ring8", "train.steps=4", "train.log_every=2", "train.checkpoint_every=2",
             "train.sample_every=2"]
-    multi = subprocess.run([sys.executable, "-m", "gankit", *args, "--nproc", "2", "--out", str(tmp_path / "multi")],
-                           capture_output=True, text=True, timeout=HANG, cwd=tmp_path)
-    assert multi.returncode == 0, multi.stderr
-    assert multi.stdout.count("run directory:") == 1  # said once, by rank 0
-    single = train(config_lib.resolve("gan-ring8", args[2:]), tmp_path / "single" / "gan-ring8-000")
+    for name, nproc in (("multi", "2"), ("single", "1")):
+        proc = subprocess.run([sys.executable, "-m", "gankit", *args, "--nproc", nproc, "--out", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=HANG, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count("run directory:") == 1  # said once, by rank 0
+    single = tmp_path / "single" / "gan-ring8-000"
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["gan-ring8-000"]
     run = tmp_path / "multi" / "gan-ring8-000"
     assert _listing(run) == _listing(single)
