@@ -50,10 +50,15 @@ COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 def device_for(name: str, ranks: Ranks = SINGLE) -> torch.device:
     """`train.device` for this process: `auto`/`cuda` mean the GPU of its local rank."""
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        return device_for("cuda" if torch.cuda.is_available() else "cpu", ranks)
     device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"train.device={name} but torch sees no CUDA GPU here; use train.device=auto or cpu.")
     if device.type == "cuda" and device.index is None and ranks.world_size > 1:
         device = torch.device("cuda", ranks.local_rank)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GankitError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA devices "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
     return device
 
 

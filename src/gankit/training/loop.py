@@ -29,7 +29,15 @@ from gankit.losses import Batch, build_loss
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
 from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
-from gankit.training.distributed import Engine, ForgetLosses, MeanOverRanks, finish, main_first, run_lock_of_main
+from gankit.training.distributed import (
+    Engine,
+    ForgetLosses,
+    MeanOverRanks,
+    device_for,
+    finish,
+    main_first,
+    run_lock_of_main,
+)
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
@@ -40,15 +48,7 @@ from gankit.utils import truncate_jsonl
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GankitError(f"train.device={name} but torch sees no CUDA GPU here; use train.device=auto or cpu.")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise GankitError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA devices "
-                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
-    return device
+    return device_for(name)  # one process; under torchrun each rank's device is chosen by Engine.start
 
 
 def seed_everything(seed: int) -> None:
