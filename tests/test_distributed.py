@@ -19,8 +19,8 @@ import torch
 
 from ddp_worker import ACCUMULATED_REFERENCE, EQUIVALENCE, STEPS, ZOO
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.errors import GankitError
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.loop import train
 
 WORKER = str(Path(__file__).with_name("ddp_worker.py"))
@@ -70,7 +70,7 @@ def _max_difference(a: dict, b: dict) -> float:
 
 @pytest.mark.parametrize("name", list(EQUIVALENCE))
 def test_two_ranks_of_half_the_batch_match_one_process(job, tmp_path, name):
-    """After 20 steps, G and D of 2 ranks x 32 equal those of 1 process x 64, to 1e-5; and
+    """After 10 steps, G and D of 2 ranks x 32 equal those of 1 process x 64, to 1e-5; and
     2 ranks x 2 accumulated rounds of 16 equal 1 process x 64."""
     preset, overrides = ACCUMULATED_REFERENCE if name == "r1-accumulated" else EQUIVALENCE[name]
     single = train(config_lib.resolve(preset, STEPS + overrides), tmp_path / "single")

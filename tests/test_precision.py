@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.errors import GankitError
 from gankit.nets import Nets
 from gankit.penalties import input_gradient
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.distributed import Engine
 from gankit.training.loop import train
 from gankit.training.precision import Precision

@@ -11,9 +11,8 @@ from PIL import Image
 
 from gankit import config as config_lib
 from gankit.errors import GankitError
+from gankit.grids import PAD, grid_image, real_extent, scatter_figure
 from gankit.sampling import labels_path, sample_to_file
-from gankit.training.grids import PAD, grid_image
-from gankit.training.plots import real_extent, scatter_figure
 from gankit.utils import read_jsonl
 
 from conftest import assert_user_error, run_cli
@@ -169,3 +168,10 @@ def test_metrics_jsonl_and_command_txt_explain_the_run(ring_eval_run):
     assert "gankit train gan-ring8 train.steps=20" in command and f"torch {torch.__version__}" in command
     diversity = [r for r in read_jsonl(ring_eval_run / "metrics.jsonl") if r.get("metric") == "diversity"]
     assert diversity and diversity[0]["real_mean_distance"] > 0 and json.dumps(diversity[0])
+
+
+def test_gankit_eval_scores_diversity(ring_eval_run):
+    from gankit.metrics.evaluate import evaluate_checkpoint
+
+    (record,) = evaluate_checkpoint(ring_eval_run, ["diversity"], n=300, write=False)
+    assert record["metric"] == "diversity" and 0 < record["value"] < 3 and record["backbone"] is None

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.errors import Diverged, GankitError
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.loop import resume, train
 from gankit.utils import read_jsonl
 
@@ -158,6 +158,8 @@ def test_every_resume_override_is_honoured_or_refused(key):
         "train.checkpoint_every": "hooks", "train.grid_samples": "build_run", "train.augment": "loop",
         "train.augment_policy": "loop", "train.on_divergence": "policy", "train.max_rollbacks": "policy",
         "train.keep_checkpoints": "Checkpointer", "train.epochs": "build_run (steps_from_epochs)",
+        "train.lr_schedule": "Run.restore (Schedule)", "train.lr_decay_fraction": "Run.restore (Schedule)",
+        "train.precision": "Engine.start", "train.sync_batchnorm": "Engine.prepare (build_run)",
     }
     assert (key in honoured) != (key in NOT_RESUMABLE) or key.startswith("eval."), key
 
@@ -205,8 +207,10 @@ def test_resume_cuts_stats_back_to_the_checkpoint(tmp_path):
     (run_dir / "checkpoints" / "latest.pt").write_bytes((run_dir / "checkpoints" / "step-000008.pt").read_bytes())
     with open(run_dir / "stats.jsonl", "a") as f:
         f.write('{"step": 12, "images_se')
+    (run_dir / "plots" / ".losses.png.x1y2z3.tmp").write_bytes(b"half a png")  # a kill mid-write leaves these
     resume(run_dir, ["train.steps=12"])
     assert _steps(run_dir) == [3, 6, 9, 12]
+    assert not list(run_dir.rglob("*.tmp"))
     lines = (run_dir / "stats.jsonl").read_text().splitlines()
     assert all(json.loads(line) for line in lines)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -111,6 +111,10 @@ def test_seed_000_command_counts_epochs_over_the_dataset(tmp_path):
     assert (saved["train"]["steps"], saved["train"]["epochs"]) == (7, 0.1)
     stats = [json.loads(line) for line in (tmp_path / "s000" / "stats.jsonl").read_text().splitlines()]
     assert stats[-1]["step"] == 7
+    # A resumed run takes a length in steps instead, seed-style; --dry-run checks it and trains nothing.
+    proc = run_cli("train", "--resume", str(tmp_path / "s000"), "--steps=9", "--dry-run", check=True)
+    assert (yaml.safe_load(proc.stdout)["train"]["steps"], yaml.safe_load(proc.stdout)["train"]["epochs"]) == (9, 0)
+    assert len((tmp_path / "s000" / "stats.jsonl").read_text().splitlines()) == len(stats)
 
 
 def test_steps_given_later_replace_epochs():

@@ -235,8 +235,8 @@ def test_unknown_penalty_suggests_the_closest():
 
 
 def test_truncation_trick_at_sampling_time(tmp_path):
+    from gankit.checkpoint import save_checkpoint
     from gankit.sampling import generate
-    from gankit.training.checkpoint import save_checkpoint
 
     cfg = config_lib.resolve("gan-ring8", ["train.steps=2", "train.batch_size=16"])
     run = build_run(cfg, tmp_path, torch.device("cpu"))

@@ -75,6 +75,13 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
+        if dry_run:  # the checks on the config the resumed run would use; never a step
+            from gankit.checkpoint import latest_checkpoint, load_checkpoint
+            from gankit.dryrun import check
+
+            saved = config_lib.from_dict(load_checkpoint(latest_checkpoint(resume_dir))["config"])
+            click.echo(check(config_lib.with_overrides(saved, list(args))), nl=False)
+            return
         # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
         run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
         if ranks.is_main:
@@ -225,6 +232,22 @@ def evaluate(run_dir: Path, metrics: str | None, n: int | None, checkpoint: str,
     click.echo(f"appended {len(records)} records to {Path(run_dir) / 'metrics.jsonl'}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--input", "source", required=True, type=click.Path(path_type=Path),
+              help="A folder of images (searched recursively) or one image file.")
+@click.option("--direction", required=True, type=click.Choice(["AtoB", "BtoA"]), help="Which generator to apply.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder; each translation keeps its input's file name.")
+@click.option("--checkpoint", default="latest", show_default=True, help="latest, best, a step number, or a path.")
+def translate(run_dir: Path, source: Path, direction: str, out: Path, checkpoint: str) -> None:
+    """Translate images with RUN_DIR's CycleGAN generators (G_ema), at the run's resolution."""
+    from gankit.translate import translate_files
+
+    written = translate_files(run_dir, source, direction, out, checkpoint)
+    click.echo(f"wrote {len(written)} translated images ({direction}) to {out}")
+
+
 @cli.group()
 def classifier() -> None:
     """The dataset classifier behind classifier-FID/IS and Stacked-MNIST modes."""
@@ -241,21 +264,60 @@ def classifier() -> None:
 @click.option("--out", default=None, type=click.Path(path_type=Path),
               help="Output file [default: CACHE/classifiers/DATA-Rpx-Cch.pt, where evaluation looks].")
 @click.option("--cache-dir", default=None, help="Cache directory [default: $GANKIT_CACHE or ~/.cache/gankit].")
+@click.option("--domain", default="", type=click.Choice(["", "A", "B"]),
+              help="One domain of an unpaired dataset such as digits2mnist (judges translations into it).")
 def classifier_train(data_name: str, root: str, resolution: int, channels: int, epochs: int, seed: int,
-                     device: str, out: Path | None, cache_dir: str | None) -> None:
+                     device: str, out: Path | None, cache_dir: str | None, domain: str) -> None:
     """Train the small CNN on a dataset's train split; report and store its test accuracy."""
+    from gankit.checkpoint import pick_device
     from gankit.config import DataConfig, EvalConfig
     from gankit.metrics.classifier import default_classifier_path, train_classifier
     from gankit.metrics.evaluate import cache_root
-    from gankit.training.loop import pick_device
 
     if epochs <= 0:
         raise GankitError(f"--epochs must be positive, not {epochs}.")
-    data = DataConfig(name=data_name, root=root, resolution=resolution, channels=channels)
+    data = DataConfig(name=data_name, root=root, resolution=resolution, channels=channels, domain=domain)
     out = out or default_classifier_path(cache_root(EvalConfig(cache_dir=cache_dir or "")), data)
     meta = train_classifier(data, out, epochs=epochs, seed=seed, device=str(pick_device(device)), log=click.echo)
     click.echo(f"test accuracy {meta['test_accuracy']:.4f} on {meta['n_test']} {data_name} test images; "
                f"saved {meta['path']} (sha256 {meta['sha256']})")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--jobs", default=None, type=int,
+              help="Trials at once [default: one per GPU, else one per CPU core; each gets cores/jobs threads].")
+@click.option("--out", default="sweeps", show_default=True, type=click.Path(path_type=Path),
+              help="Parent of the sweep folder OUT/NAME.")
+@click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="local: subprocesses here; slurm: one SLURM job per trial through submitit.")
+@click.option("--dry-run", is_flag=True, help="Print the trials and their resolved overrides, and exit.")
+def sweep(spec: Path, jobs: int | None, out: Path, launcher: str, dry_run: bool) -> None:
+    """Run every setting x seed of SPEC (a YAML file, see studies/); run it again to resume."""
+    from gankit.study.sweep import sweep as run_sweep
+
+    try:
+        counts = run_sweep(spec, out, jobs, launcher, dry_run, log=click.echo)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same `gankit sweep` command again to resume.", err=True)
+        sys.exit(130)
+    if counts.get("failed"):
+        sys.exit(1)  # not a user error: the sweep ran, and the manifest says which trials failed
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="HTML file [default: SWEEP_DIR/report.html for one sweep, else report.html]; "
+                   "table.csv and table.md go beside it.")
+@click.option("--metric", default=None,
+              help="Score that picks each run's best evaluation and sorts the table "
+                   "[default: the runs' eval.best_metric].")
+def report(dirs: tuple[Path, ...], out: Path | None, metric: str | None) -> None:
+    """Compare runs and sweeps: one self-contained HTML page, plus the table here and as CSV/Markdown."""
+    from gankit.study.report import build_report
+
+    build_report(list(dirs), out, metric, echo=click.echo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,7 @@ class DataConfig:
     center_crop: int | None = None  # centred square cut before resizing, source px; None = celeba 108, else largest
     attributes: list[str] = field(default_factory=list)  # celeba: attributes as labels, k of them -> 2**k classes
     max_images: int = 0  # use only the first N images (sorted by file name); 0 = all
+    domain: str = ""  # unpaired, digits2mnist: "" both domains (training), A or B one alone (references, classifiers)
     stacked_source: str = "mnist"  # stacked-mnist: digits from mnist or mnist5k
     stacked_size: int = 0  # stacked-mnist: 0 = fresh triples every batch; N = one fixed set of N images
     cache_dir: str = ""  # HDF5 caches; "" = DATA_ROOT/cache
@@ -59,6 +60,7 @@ class DataConfig:
         _check(self.std is None or self.std > 0, "data.std must be positive.")
         _check(self.center_crop is None or self.center_crop > 0, "data.center_crop must be positive (or null).")
         _check(self.max_images >= 0, "data.max_images must be 0 (all) or more.")
+        _check(self.domain in ("", "A", "B"), f"data.domain must be A, B or empty (both), not '{self.domain}'.")
         _check(self.stacked_source in ("mnist", "mnist5k"),
                f"data.stacked_source must be mnist or mnist5k, not '{self.stacked_source}'.")
         _check(self.stacked_size >= 0, "data.stacked_size must be 0 (on the fly) or more.")
@@ -79,8 +81,13 @@ class ModelConfig:
     batchnorm_G: bool | None = None  # BatchNorm in G; None = the architecture's paper choice
     batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
-    pack: int = 2  # pacgan: samples D sees at once (PacGAN's m)
+    pack: int = 2  # pacgan, maxout: samples D sees at once (PacGAN's m); 1 = a plain GAN's D
+    width_D: int = 0  # maxout: D hidden units; 0 = model.width (PacGAN's toy D: 200, G: 400)
+    depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
+    maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
+    input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
+    resnet_blocks: int = 0  # cyclegan: residual blocks in each G; 0 = the paper's (9 at 256 px and up, else 6)
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, not {self.z_dim}.")
@@ -90,8 +97,13 @@ class ModelConfig:
         _check(self.init in ("auto", "dcgan", "orthogonal", "kaiming"),
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
+        for key in ("width_D", "depth_D"):
+            _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
+        _check(self.input_scale_D > 0, f"model.input_scale_D must be positive, not {self.input_scale_D}.")
+        _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be 1 or more, not {self.maxout_pieces}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
+        _check(self.resnet_blocks >= 0, f"model.resnet_blocks must be 0 (automatic) or more, not {self.resnet_blocks}.")
 
 
 @dataclass
@@ -106,12 +118,18 @@ class LossConfig:
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
     r1_every: int = 16  # r1: training steps between lazy R1 applications (the term is scaled by it, as StyleGAN2)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classifier's cross-entropy
-    recon_weight: float = 1.0  # veegan: weight of the reconstructor's |z - F(G(z))|^2
+    recon_weight: float = 1.0  # veegan: weight of the reconstruction cost |z - F(G(z))|^2 / (2 recon_std^2)
+    recon_std: float = 1.0  # veegan: std of the reconstructor's Gaussian p(z|x) = N(F(x), recon_std^2 I)
+    cycle_weight: float = 10.0  # cyclegan: lambda of the cycle-consistency L1 (Zhu 2017, eq. 3)
+    identity_weight: float = 0.5  # cyclegan: identity L1 weight as a fraction of cycle_weight (paper: 0.5); 0 = off
+    pool_size: int = 50  # cyclegan: fakes kept per domain in the history pool D sees; 0 = no pool
 
     def __post_init__(self) -> None:
         _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
-        for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight"):
+        for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight",
+                    "cycle_weight", "identity_weight", "pool_size"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
+        _check(self.recon_std > 0, f"loss.recon_std must be positive, not {self.recon_std}.")
         _check(self.r1_every >= 1, f"loss.r1_every must be 1 or more, not {self.r1_every}.")
 
 
@@ -126,6 +144,8 @@ class TrainConfig:
     lr_G: float = 2e-4  # generator learning rate
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas
+    lr_schedule: str = "constant"  # constant | linear: constant, then to 0 over the run's last lr_decay_fraction
+    lr_decay_fraction: float = 0.5  # linear: fraction of the run's images over which lr falls to 0 (CycleGAN: 0.5)
     ema_halflife_kimg: float = 10.0  # G_ema half-life in thousands of images; 0 = copy of G
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
@@ -153,6 +173,10 @@ class TrainConfig:
         for key in ("lr_G", "lr_D"):  # nan > 0 is False, but inf > 0 is True: both are refused here
             value = getattr(self, key)
             _check(math.isfinite(value) and value > 0, f"train.{key} must be a positive finite number, not {value}.")
+        _check(self.lr_schedule in ("constant", "linear"),
+               f"train.lr_schedule must be constant or linear, not '{self.lr_schedule}'.")
+        _check(0 < self.lr_decay_fraction <= 1,
+               f"train.lr_decay_fraction must be in (0, 1], not {self.lr_decay_fraction}.")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
         _check(self.epochs >= 0, f"train.epochs must be 0 (use train.steps) or more, not {self.epochs}.")

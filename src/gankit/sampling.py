@@ -12,13 +12,12 @@ import torch
 from numpy.lib.format import open_memmap
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint, load_weights, pick_device, resolve_checkpoint
 from gankit.data import build_dataset
 from gankit.errors import GankitError
+from gankit.grids import caption, save_samples
 from gankit.latent import TruncatedNormalPrior, build_prior
 from gankit.nets import build_nets
-from gankit.training.checkpoint import load_checkpoint, load_weights
-from gankit.training.hooks import save_samples
-from gankit.training.loop import pick_device
 from gankit.utils import atomic_write
 
 
@@ -56,26 +55,6 @@ def draw_samples(G: torch.nn.Module, prior, n: int, seed: int, device: torch.dev
                  batch_size: int = 250, labels: torch.Tensor | None = None) -> torch.Tensor:
     """n samples (n, *data_shape) on the CPU: `iter_samples`, concatenated."""
     return torch.cat(list(iter_samples(G, prior, n, seed, device, num_classes, batch_size, labels)))
-
-
-def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    """latest, best, a step number, or a path -> the checkpoint file, or one sentence why not."""
-    folder = Path(run_dir) / "checkpoints"
-    if checkpoint in ("latest", "best"):
-        path = folder / f"{checkpoint}.pt"
-        if not path.is_file():
-            hint = ("it is written when training evaluates eval.metrics" if checkpoint == "best"
-                    else "train the run first")
-            raise GankitError(f"{run_dir} has no checkpoints/{checkpoint}.pt; {hint}.")
-        return path
-    if checkpoint.isdigit():
-        path = folder / f"step-{int(checkpoint):06d}.pt"
-        if not path.is_file():
-            steps = sorted(p.stem[5:].lstrip("0") or "0" for p in folder.glob("step-*.pt"))
-            raise GankitError(f"{run_dir} has no checkpoint at step {checkpoint}; it has steps "
-                              f"{', '.join(steps) or 'none'}, or use latest or best.")
-        return path
-    return Path(checkpoint)
 
 
 @dataclass
@@ -118,6 +97,9 @@ def load_sampler(run_dir: Path, checkpoint: str = "latest", network: str = "G_em
     device = pick_device(cfg.train.device)
     shape, num_classes = tuple(payload["data_shape"]), int(payload["num_classes"])
     G = build_nets(cfg.model, shape, num_classes).G
+    if getattr(G, "translates", False):
+        raise GankitError(f"{run_dir} is a {cfg.model.name} run, which translates images rather than drawing "
+                          "them from noise; use `gankit translate` on it.")
     load_weights(G, payload[network], f"{network} in {path}")
     G.to(device).eval()
     prior = build_prior(cfg.model) if truncation is None else TruncatedNormalPrior(cfg.model.z_dim, truncation)
@@ -174,8 +156,6 @@ def sample_to_file(run_dir: Path, n: int, out: Path, checkpoint: str = "latest",
                    truncation: float | None = None, classes: list[int] | None = None) -> Path:
     """A captioned grid (.png; a class per row for conditional runs) or raw samples (.npy, with the
     labels of a conditional run's samples in OUT.labels.npy beside it)."""
-    from gankit.training.hooks import caption
-
     out = Path(out)
     if out.suffix not in (".png", ".npy"):
         raise GankitError(f"--out must end in .png (a grid) or .npy (raw samples), not '{out.name}'.")

@@ -83,6 +83,15 @@ def disk_full_cause(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def remove_temp_files(folder: Path) -> int:
+    """Delete the temp files that atomic_write leaves when its process is killed mid-write (kill -9
+    can run no cleanup). Call only while holding the folder's run lock: then no writer is live."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 

@@ -58,6 +58,7 @@ from gankit.metrics import (  # noqa: E402,F401
     fid,
     inception_score,
     kid,
+    label_preservation,
     modes2d,
     precision_recall,
     stacked_mnist,

@@ -7,7 +7,7 @@ each part against a failure that public GAN frameworks have shown:
   "parameters not used"); the loop keeps the raw modules for EMA and checkpoints;
 - gradient accumulation skips the all-reduce with `no_sync` around forward AND backward of every
   round but the last (stylegan2-ada's covers the forward only);
-- BatchNorm buffers are broadcast from rank 0 after every update, so G, D, G's EMA and every
+- BatchNorm buffers are broadcast from rank 0 after every step, so G, D, G's EMA and every
   checkpoint are the same on every rank;
 - files are written by rank 0 only; the others wait at a barrier where they must;
 - a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), and a
@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from gankit.checkpoint import pick_device
 from gankit.errors import GankitError
 from gankit.ranks import SINGLE, Ranks, ranks_from_env
 from gankit.training.hooks import Hook
@@ -49,16 +50,9 @@ COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
 def device_for(name: str, ranks: Ranks = SINGLE) -> torch.device:
     """`train.device` for this process: `auto`/`cuda` mean the GPU of its local rank."""
-    if name == "auto":
-        return device_for("cuda" if torch.cuda.is_available() else "cpu", ranks)
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GankitError(f"train.device={name} but torch sees no CUDA GPU here; use train.device=auto or cpu.")
+    device = pick_device(name)  # refuses a CUDA device this machine lacks
     if device.type == "cuda" and device.index is None and ranks.world_size > 1:
-        device = torch.device("cuda", ranks.local_rank)
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise GankitError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA devices "
-                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
+        device = pick_device(f"cuda:{ranks.local_rank}")
     return device
 
 
@@ -222,7 +216,7 @@ class NetDDP(DistributedDataParallel):
 
     def __init__(self, net: nn.Module, device: torch.device):
         super().__init__(_Calls(net), device_ids=[device.index] if device.type == "cuda" else None,
-                         forward_sync_buffers=False)  # Engine.step broadcasts buffers once per update
+                         forward_sync_buffers=False)  # Engine.sync_buffers broadcasts them once per step
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -249,19 +243,6 @@ def _broadcast_buffers(module: nn.Module) -> None:
         for b in buffers:
             b.copy_(flat[offset:offset + b.numel()].view_as(b))
             offset += b.numel()
-
-
-class RowsOfPrior:
-    """A latent prior that draws z for the global batch and keeps this rank's rows: every rank's
-    noise stream stays in step, and the ranks' noise is disjoint."""
-
-    def __init__(self, prior, ranks: Ranks):
-        self.prior, self.ranks = prior, ranks
-        self.z_dim = prior.z_dim
-
-    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        # n: this rank's rows
-        return self.ranks.take(self.prior.sample(n * self.ranks.world_size, generator, device))  # (n, z_dim)
 
 
 class Engine:
@@ -316,9 +297,6 @@ class Engine:
                 changes[field.name] = NetDDP(net.requires_grad_(True), self.device) if self.distributed else net
         return dataclasses.replace(nets, **changes)
 
-    def share_prior(self, prior):
-        return RowsOfPrior(prior, self.ranks) if self.distributed else prior
-
     def scale_penalties(self, penalties: list) -> list:
         """Penalties differentiate D: under fp16 they scale that gradient with D's scaler."""
         for penalty in penalties:
@@ -326,11 +304,14 @@ class Engine:
         return penalties
 
     @contextlib.contextmanager
-    def round(self, net: nn.Module, last: bool):
-        """One accumulation round of `net`: its forward and backward skip the all-reduce unless
-        `last`, and the forward runs under autocast."""
-        sync = contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync()
-        with sync, self.precision.autocast():
+    def round(self, *nets: nn.Module, last: bool):
+        """One accumulation round of `nets`: their forwards and backwards skip the all-reduce
+        unless `last`, and the forwards run under autocast."""
+        with contextlib.ExitStack() as stack:
+            for net in nets:
+                if not last and isinstance(net, DistributedDataParallel):
+                    stack.enter_context(net.no_sync())
+            stack.enter_context(self.precision.autocast())
             yield
 
     def backward(self, loss: torch.Tensor, net: str) -> None:
@@ -338,8 +319,13 @@ class Engine:
 
     def step(self, optimizer: torch.optim.Optimizer, net: str) -> None:
         self.precision.step(optimizer, net)
+
+    def sync_buffers(self) -> None:
+        """Rank 0's buffers of every network to all ranks, once per training step after G's update:
+        G's BatchNorm statistics move in D's phase (where G makes the step's fakes) and D's in G's.
+        Not earlier: G's graph, alive from D's phase to G's backward, holds G's buffers, and an
+        in-place copy into them would invalidate it."""
         if self.distributed:
-            # Every network's: D's BatchNorm statistics also move in G's phase, where D runs in train mode.
             for module in self.raw.values():
                 _broadcast_buffers(module)
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gankit.training.checkpoint import save_checkpoint
+from gankit.checkpoint import save_checkpoint
 from gankit.training.hooks import Hook, open_writer, release_writer
 from gankit.utils import append_jsonl, atomic_write, read_jsonl
 
@@ -161,21 +161,16 @@ class Evaluator(Hook):
         return self.writer
 
     def evaluate(self, run: Run) -> list[dict]:
-        from gankit.latent import build_prior
-        from gankit.metrics.evaluate import Evaluation, score_samples
+        from gankit.metrics.evaluate import score_sets
         from gankit.metrics.plot import plot_metrics
-        from gankit.sampling import draw_samples
         from gankit.training.guard import check_finite
 
         check_finite(run)  # a diverged G is the guard's business, not a metric's error
         cfg = run.cfg.eval
-        device = run.fixed_z.device
         started = time.perf_counter()
-        fake = draw_samples(getattr(run, cfg.network), build_prior(run.cfg.model), cfg.num_samples, cfg.seed,
-                            device, run.dataset.num_classes)
-        ev = Evaluation(fake, run.cfg.data, cfg, device, dataset=run.dataset, shared=self.shared)
-        records = score_samples(ev, self.metrics, f"step-{run.step:06d} (in training)", run.step, run.images_seen,
-                                "training")
+        sets = run.objective.evaluation_sets(getattr(run, cfg.network), cfg.num_samples, cfg.seed, run.device)
+        records = score_sets(sets, self.metrics, cfg, run.device, f"step-{run.step:06d} (in training)", run.step,
+                             run.images_seen, "training", dataset=run.dataset, shared=self.shared)
         for record in records:
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             if isinstance(record["value"], (int, float)):
@@ -193,7 +188,9 @@ class Evaluator(Hook):
         return records
 
     def _best_and_collapse(self, run: Run, records: list[dict]) -> None:
-        values = {r["metric"]: r["value"] for r in records}
+        # A translation run's scores are per direction (kid/AtoB): the first direction stands for the metric.
+        values = {r["metric"]: r["value"] for r in reversed(records)}
+        values |= {r["metric"].split("/")[0]: r["value"] for r in reversed(records) if "/" in r["metric"]}
         folder = self.run_dir / "checkpoints"
         if self.watch in values and self.detector.is_better(values[self.watch]):
             save_checkpoint(folder / "best.pt", run.checkpoint())

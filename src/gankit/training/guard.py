@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.errors import Diverged
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.hooks import Hook, _due
 from gankit.utils import append_jsonl, truncate_jsonl
 

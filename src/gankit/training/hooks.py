@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gankit.training.checkpoint import save_checkpoint
-from gankit.training.plots import plot_losses, scatter_points
+from gankit.checkpoint import save_checkpoint
+from gankit.grids import caption, save_samples
+from gankit.training.plots import plot_losses
 from gankit.utils import append_jsonl
 
 if TYPE_CHECKING:
@@ -198,31 +199,12 @@ class SampleGrid(Hook):
         from PIL import Image
 
         path = self.dir / f"step-{run.step:06d}.png"
-        with torch.no_grad():
-            fake = run.G_ema(run.fixed_z, run.fixed_labels).float().cpu()
-        save_samples(fake, path, run.dataset, caption(run.step, run.images_seen), run.fixed_labels)
+        fake, labels, nrow = run.objective.preview(run.G_ema, run.preview_inputs)
+        save_samples(fake, path, run.dataset, caption(run.step, run.images_seen), labels, nrow)
         with Image.open(path) as image:
             self.writer.add_image("samples", np.asarray(image.convert("RGB")), run.step, dataformats="HWC")
         self.writer.flush()
         return path
-
-
-def caption(step: int, images_seen: int) -> str:
-    return f"step {step} \u00b7 {images_seen / 1000:.1f} kimg"
-
-
-def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "", labels: torch.Tensor | None = None) -> None:
-    """A PNG of samples: a captioned image grid (a class per row when labelled), or a scatter over
-    real points for 2-D data."""
-    from gankit.training.grids import grid_image
-    from gankit.utils import atomic_write
-
-    if fake.dim() == 2:
-        real, _ = dataset.sample(4096, torch.Generator().manual_seed(0))  # the same real points in every frame
-        scatter_points(fake.numpy(), real.numpy(), path, title)
-        return
-    image = grid_image(fake, labels, title)
-    atomic_write(path, lambda tmp: image.save(tmp, format="png"))
 
 
 class Checkpointer(Hook):

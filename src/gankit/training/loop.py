@@ -3,6 +3,11 @@
 A step is one generator update, preceded by `train.discriminator_steps` discriminator updates;
 each update sums the gradients of `train.gradient_accumulation` batches. Progress is counted in
 real images shown to D (`images_seen`, kimg), which survives a change of batch size.
+
+The loop never calls G or the prior itself: the objective (the loss family) turns each real
+batch into a `Batch`. G runs forward once per batch of the last D update; D trains on those
+fakes detached, and G's update reuses them with their graph, as the plain PyTorch DCGAN loop
+does. Earlier D updates (train.discriminator_steps > 1) make their fakes without a graph.
 """
 
 from __future__ import annotations
@@ -21,19 +26,17 @@ from torch import nn
 
 from gankit import config as config_lib
 from gankit.augment import build_augment
+from gankit.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
 from gankit.config import Config
 from gankit.data import build_dataset
 from gankit.errors import GankitError, Stopped
-from gankit.latent import build_prior
-from gankit.losses import Batch, build_loss
+from gankit.losses import Objective, build_objective
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
-from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
 from gankit.training.distributed import (
     Engine,
     ForgetLosses,
     MeanOverRanks,
-    device_for,
     finish,
     main_first,
     run_lock_of_main,
@@ -43,12 +46,9 @@ from gankit.training.eval_hook import Evaluator
 from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
 from gankit.training.resuming import NOT_RESUMABLE, check_data_shape, check_same_run, keep_old_config
+from gankit.training.schedule import Schedule
 from gankit.training.stop import GracefulStop, StopFlag
-from gankit.utils import truncate_jsonl
-
-
-def pick_device(name: str) -> torch.device:
-    return device_for(name)  # one process; under torchrun each rank's device is chosen by Engine.start
+from gankit.utils import remove_temp_files, truncate_jsonl
 
 
 def seed_everything(seed: int) -> None:
@@ -76,9 +76,11 @@ class Run:
     G_ema: nn.Module
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    objective: Objective  # makes each step's batch, the sample grids and the samples metrics score
+    schedule: Schedule  # lr (and, later, resolution or batch size) as a function of images seen
+    device: torch.device
     noise: torch.Generator  # draws every z, so resuming restores the noise stream exactly
-    fixed_z: torch.Tensor  # (grid, z_dim): the same noise in every sample grid
-    fixed_labels: torch.Tensor | None
+    preview_inputs: dict[str, torch.Tensor]  # what G_ema sees in every sample grid (fixed noise, test images)
     images_per_step: int
     step: int = 0
     images_seen: int = 0
@@ -99,6 +101,7 @@ class Run:
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "objective": self.objective.state_dict(), "schedule": self.schedule.state_dict(),
             "step": self.step, "images_seen": self.images_seen, "seconds": self.seconds(),
             "rng": {**capture_rng(), "noise": self.noise.get_state(), "data": self.loader.state_dict()},
             "config": config_lib.to_dict(self.cfg),
@@ -121,6 +124,10 @@ class Run:
                 group["lr"] = lr
                 if "betas" in group:
                     group["betas"] = tuple(t.betas)
+        self.objective.load_state_dict(payload.get("objective", {}))
+        # Rebuilt from the config too: a rollback halves the rates the schedule applies each step.
+        self.schedule = Schedule(t, self.images_per_step)
+        self.schedule.load_state_dict(payload.get("schedule", {}))
         self.rollbacks = int(payload.get("rollbacks", 0))
         self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
         self.images_seen_at_start = self.images_seen
@@ -148,18 +155,16 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = make_optimizer(cfg.train.optimizer, G.parameters(), cfg.train.lr_G, cfg.train.betas)
     opt_D = make_optimizer(cfg.train.optimizer, D.parameters(), cfg.train.lr_D, cfg.train.betas)
-    prior = build_prior(cfg.model)
-    grid = 4096 if len(dataset.shape) == 1 else cfg.train.grid_samples
-    grid_noise = torch.Generator(device).manual_seed(cfg.train.seed + 1)
-    fixed_labels = (torch.arange(grid, device=device) % dataset.num_classes) if dataset.num_classes else None
+    objective = build_objective(cfg, dataset.shape, dataset.num_classes)
+    images_per_step = cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps
     return Run(
         cfg=cfg, run_dir=run_dir, dataset=dataset,
         loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device, engine.ranks),
         G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
+        objective=objective, schedule=Schedule(cfg.train, images_per_step), device=device,
         noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
-        fixed_z=prior.sample(grid, grid_noise, device), fixed_labels=fixed_labels,
-        images_per_step=cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps,
-        engine=engine,
+        preview_inputs=objective.preview_inputs(dataset, cfg.train.grid_samples, cfg.train.seed + 1, device),
+        images_per_step=images_per_step, engine=engine,
     )
 
 
@@ -184,49 +189,54 @@ def default_hooks(run: Run) -> list[Hook]:
 def training_loop(run: Run, hooks: list[Hook]) -> None:
     cfg = run.cfg.train
     engine = run.engine  # DDP, no_sync and precision; each rank works on its rows of the global batch
-    loss = build_loss(run.cfg.loss)
-    prior = engine.share_prior(build_prior(run.cfg.model))
+    objective = run.objective
     ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
     augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
     penalties = engine.scale_penalties(build_penalties(run.cfg.loss))  # [] unless loss.penalties names some
-    device = run.fixed_z.device
+    # The objective calls these wrapped networks, so G's gradient syncs though G runs in make_batch.
     nets = engine.wrap(Nets(G=run.G.train(), D=run.D.train()))
 
     while run.step < cfg.steps and not run.stop.requested:
-        # Discriminator phase: D learns to tell real batches from G's current fakes.
-        nets.G.requires_grad_(False)
+        phase = run.schedule.phase(run.images_seen)
+        phase.apply(run.opt_G, run.opt_D)
+
+        # Discriminator phase: D learns to tell real batches from G's current fakes. Only the last
+        # D update's fakes keep their graph: G's update below reuses them.
         nets.D.requires_grad_(True)
-        for _ in range(cfg.discriminator_steps):
+        for d_step in range(cfg.discriminator_steps):
+            kept = []
             run.opt_D.zero_grad(set_to_none=True)
             for r in range(cfg.gradient_accumulation):
-                with engine.round(nets.D, last=r + 1 == cfg.gradient_accumulation):
-                    real, labels = run.loader.next()
-                    z = prior.sample(len(real), run.noise, device)  # this rank's rows of the global batch
-                    fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
-                    batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
-                    terms = loss.discriminator(nets, batch)
+                # G's round too: DDP decides at G's forward (here) whether G's backward all-reduces.
+                with engine.round(nets.G, nets.D, last=r + 1 == cfg.gradient_accumulation):
+                    real, labels = run.loader.next()  # this rank's rows of the global batch
+                    with torch.set_grad_enabled(d_step == cfg.discriminator_steps - 1):
+                        batch = objective.make_batch(nets, real, labels, run.noise, phase)
+                    d_batch = batch.detached().augmented(augment)
+                    terms = objective.discriminator(nets, d_batch)
                     for penalty in penalties:
-                        terms |= penalty(nets, batch, run.step)
+                        terms |= penalty(nets, d_batch, run.step)
                     engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "D")
                 run.meter.add(terms)
+                kept.append(batch)
+                run.images_seen += len(real) * engine.ranks.world_size  # the global batch's rows
             engine.step(run.opt_D, "D")
-            loss.after_discriminator_step(nets)
-            run.images_seen += cfg.batch_size * cfg.gradient_accumulation
+            objective.after_discriminator_step(nets)
 
-        # Generator phase: G learns to make D call its fakes real. It reuses the last real batch
-        # (for labels, and for losses that compare with real data) rather than drawing another.
-        nets.G.requires_grad_(True)
+        # Generator phase: G learns to make the updated D call the same fakes real.
         nets.D.requires_grad_(False)
         run.opt_G.zero_grad(set_to_none=True)
-        for r in range(cfg.gradient_accumulation):
-            with engine.round(nets.G, last=r + 1 == cfg.gradient_accumulation):
-                z = prior.sample(len(real), run.noise, device)
-                batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
-                terms = loss.generator(nets, batch)
-                engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "G")
+        # One backward over every round's fakes: G's forwards were all made above, so under DDP
+        # G's gradient must be all-reduced once, by a single backward, not once per round.
+        with engine.round(nets.G, last=True):
+            rounds = [objective.generator(nets, batch.augmented(augment)) for batch in kept]
+            engine.backward(sum(sum(terms.values()) for terms in rounds) / cfg.gradient_accumulation, "G")
+        for terms in rounds:
             run.meter.add(terms)
+        del kept, batch, rounds  # free G's graph before the hooks run
         engine.step(run.opt_G, "G")
-        ema.update(run.G_ema, nets.G)
+        engine.sync_buffers()  # BatchNorm statistics: rank 0's on every rank, so EMA and checkpoints agree
+        ema.update(run.G_ema, run.G)
 
         run.step += 1
         for hook in hooks:
@@ -246,6 +256,8 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
     run_dir = Path(run_dir)
     engine = Engine.start(cfg.train)  # joins torchrun's process group when there is one
     with run_lock_of_main(run_dir):
+        if engine.is_main:
+            remove_temp_files(run_dir)  # half-written files of a process killed mid-write
         payload = load_checkpoint(resume_from) if resume_from else None
         if payload is not None:
             check_same_run(cfg, run_dir, payload, resume_from)
