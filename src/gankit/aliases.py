@@ -46,7 +46,8 @@ VALUES["loss.generator"] = VALUES["loss.name"]
 
 # The `gankit train` options click parses itself; a dashed word that is none of these and no
 # seed flag is refused with the nearest supported flag named.
-OWN_OPTIONS = {"--out": True, "--name": True, "--resume": True, "--dry-run": False, "--help": False, "-h": False}
+OWN_OPTIONS = {"--out": True, "--name": True, "--resume": True, "--nproc": True, "--dry-run": False, "--help": False,
+               "-h": False}
 
 
 def expand(item: str) -> list[str]:

@@ -5,6 +5,7 @@ Nothing heavy is imported at module level, so `gankit --help` answers without lo
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -42,9 +43,12 @@ def cli() -> None:
               help="Check the config, registry names, dataset and shapes as training would; print the config.")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(path_type=Path),
               help="Continue this run directory from its latest checkpoint (no PRESET needed).")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes on this node (DDP through torch.distributed.run); the same as "
+                   "`torchrun --nproc_per_node=N -m gankit train ...`.")
 @click.pass_context
 def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None, dry_run: bool,
-          resume_dir: Path | None) -> None:
+          resume_dir: Path | None, nproc: int) -> None:
     """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`.
 
     The seed repositories' flags work as typed there: -sng -snd --ema -acml=2 -spd=2
@@ -53,9 +57,19 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
     """
     from gankit import config as config_lib
     from gankit.aliases import seed_model
+    from gankit.ranks import ranks_from_env
     from gankit.rundir import write_command
 
     argv = ctx.meta.get("gankit.argv", [])
+    ranks = ranks_from_env()  # under torchrun, rank 0 alone names, writes and speaks
+    if nproc > 1 and not dry_run:
+        if ranks.world_size > 1:
+            raise GankitError("--nproc starts its own processes; drop it when launching with torchrun.")
+        if resume_dir is None and args and "=" not in args[0]:
+            config_lib.resolve(args[0], seed_model(args[0], list(args[1:])))  # a bad key fails once, not N times
+        from gankit.training.distributed import launch, without_nproc
+
+        sys.exit(launch(nproc, without_nproc(argv)))
     if resume_dir is not None:
         if args and "=" not in args[0]:
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
@@ -70,7 +84,8 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             return
         # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
         run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
-        click.echo(f"run directory: {run_dir}")
+        if ranks.is_main:
+            click.echo(f"run directory: {run_dir}")
         return
     if not args:
         raise GankitError("name a preset to train, such as `gankit train gan-ring8`; `gankit presets` lists them.")
@@ -85,20 +100,28 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
         click.echo(check(cfg), nl=False)
         return
     from gankit.rundir import create_run_dir
+    from gankit.training.distributed import on_main, start
     from gankit.training.loop import train as train_run
 
-    run_dir = create_run_dir(out, name, preset)
-    write_command(run_dir, argv)
+    start(cfg.train.device)  # under torchrun: join the job, so that rank 0 alone names the run directory
+
+    def make_run_dir() -> Path:
+        run_dir = create_run_dir(out, name, preset)
+        write_command(run_dir, argv)
+        return run_dir
+
+    run_dir = on_main(make_run_dir)
     try:
         train_run(cfg, run_dir)
     except GankitError as exc:
         # A run refused before its first step (say, its dataset is missing) leaves no empty
         # directory behind; one that trained, or diverged, keeps everything it wrote.
         trained = (run_dir / "samples").exists() or (run_dir / "checkpoints").exists()
-        if not trained and not isinstance(exc, Diverged):
+        if ranks.is_main and not trained and not isinstance(exc, Diverged):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    click.echo(f"run directory: {run_dir}")
+    if ranks.is_main:
+        click.echo(f"run directory: {run_dir}")
 
 
 @cli.command()
@@ -306,7 +329,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="gankit", standalone_mode=False)
     except GankitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if "WORLD_SIZE" in os.environ:  # one of several processes: rank 0 alone speaks for the job
+            from gankit.training.distributed import report_failure
+
+            report_failure(str(exc), exc.exit_code)
+        else:
+            click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Stopped as exc:
         click.echo(str(exc), err=True)

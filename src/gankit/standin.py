@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from gankit.data.base import SampledLoader
+from gankit.ranks import SINGLE, Ranks
 
 # Classes of the labelled image datasets the presets name; unlisted datasets are unlabelled.
 # Unpaired data labels each image with its domain (0 = A, 1 = B).
@@ -32,5 +33,5 @@ class StandInImages:
         labels = torch.randint(self.num_classes, (n,), generator=generator) if self.num_classes else None
         return x, labels
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> SampledLoader:
-        return SampledLoader(self.draw, batch_size, seed, device)
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> SampledLoader:
+        return SampledLoader(self.draw, batch_size, seed, device, ranks)

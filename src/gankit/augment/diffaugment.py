@@ -17,13 +17,20 @@ import torch
 from torch import nn
 
 from gankit.augment import register_augment, require_images
+from gankit.ranks import draw_share
 
 TRANSLATION_RATIO = 0.125  # of the image side, as in the paper
 CUTOUT_RATIO = 0.5
 
 
+# Each draw goes through draw_share: under several processes, a rank keeps its rows of a draw for
+# the global batch, so ranks augment differently and N ranks match one process's augmentations.
 def _rand(x: torch.Tensor, *shape: int) -> torch.Tensor:
-    return torch.rand(*shape, device=x.device, dtype=x.dtype)
+    return draw_share(lambda n: torch.rand(n, *shape[1:], device=x.device, dtype=x.dtype), shape[0])
+
+
+def _randint(low: int, high: int, x: torch.Tensor, *shape: int) -> torch.Tensor:
+    return draw_share(lambda n: torch.randint(low, high, (n, *shape[1:]), device=x.device), shape[0])
 
 
 def color(x: torch.Tensor) -> torch.Tensor:
@@ -38,8 +45,8 @@ def color(x: torch.Tensor) -> torch.Tensor:
 def translation(x: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
     sy, sx = int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5)
-    ty = torch.randint(-sy, sy + 1, (b, 1), device=x.device)
-    tx = torch.randint(-sx, sx + 1, (b, 1), device=x.device)
+    ty = _randint(-sy, sy + 1, x, b, 1)
+    tx = _randint(-sx, sx + 1, x, b, 1)
     padded = nn.functional.pad(x, (sx, sx, sy, sy))  # what shifts in is 0 (mid-grey in [-1, 1])
     rows = torch.arange(h, device=x.device)[None] + sy + ty  # (B, H) rows of `padded` to read
     cols = torch.arange(w, device=x.device)[None] + sx + tx  # (B, W)
@@ -52,8 +59,8 @@ def cutout(x: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
     ch, cw = int(h * CUTOUT_RATIO + 0.5), int(w * CUTOUT_RATIO + 0.5)
     # The square's top-left corner; it may hang over the border, as in the paper.
-    y0 = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), device=x.device) - ch // 2
-    x0 = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), device=x.device) - cw // 2
+    y0 = _randint(0, h + (1 - ch % 2), x, b, 1, 1) - ch // 2
+    x0 = _randint(0, w + (1 - cw % 2), x, b, 1, 1) - cw // 2
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
     inside = (rows >= y0) & (rows < y0 + ch) & (cols >= x0) & (cols < x0 + cw)  # (B, H, W)

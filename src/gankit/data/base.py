@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit.errors import GankitError
+from gankit.ranks import SINGLE, Ranks
 
 
 @dataclass
@@ -28,8 +29,8 @@ class ImageTensors:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> InMemoryLoader:
-        return InMemoryLoader(self, batch_size, seed, device)
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> InMemoryLoader:
+        return InMemoryLoader(self, batch_size, seed, device, ranks)
 
 
 def fetch_hint(download: bool) -> str:
@@ -75,8 +76,11 @@ class InMemoryLoader:
     resumed run sees exactly the batches an uninterrupted run would have.
     """
 
-    def __init__(self, data: ImageTensors, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data: ImageTensors, batch_size: int, seed: int, device: torch.device,
+                 ranks: Ranks = SINGLE):
         require_batch(len(data), batch_size)
+        ranks.rows(batch_size)  # refuses a global batch that does not divide among the ranks
+        self.ranks = ranks  # which rows of each global batch this process reads
         self.images = data.images.to(device)
         self.labels = data.labels.to(device) if data.labels is not None else None
         self.batch_size = batch_size
@@ -92,7 +96,7 @@ class InMemoryLoader:
             self.order = torch.randperm(len(self.order), generator=self.generator)
             self.position = 0
             self.epoch += 1
-        index = self.order[self.position:self.position + self.batch_size].to(self.device)
+        index = self.ranks.take(self.order[self.position:self.position + self.batch_size]).to(self.device)
         self.position += self.batch_size
         images = to_unit_range(self.images.index_select(0, index))  # (B, C, H, W) in [-1, 1]
         labels = self.labels.index_select(0, index) if self.labels is not None else None
@@ -116,12 +120,14 @@ class SampledLoader:
     generator's state is the whole position, so it alone goes into a checkpoint.
     """
 
-    def __init__(self, draw, batch_size: int, seed: int, device: torch.device):
-        self.draw, self.batch_size, self.device = draw, batch_size, device
+    def __init__(self, draw, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE):
+        ranks.rows(batch_size)
+        self.draw, self.batch_size, self.device, self.ranks = draw, batch_size, device, ranks
         self.generator = torch.Generator().manual_seed(seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, labels = self.draw(self.batch_size, self.generator)
+        x, labels = self.draw(self.batch_size, self.generator)  # the global batch: the stream stays in step
+        x, labels = self.ranks.take(x), self.ranks.take(labels)
         return x.to(self.device), (labels.to(self.device) if labels is not None else None)
 
     def state_dict(self) -> dict:

@@ -14,6 +14,7 @@ import torch
 
 from gankit.data import register_dataset
 from gankit.data.base import SampledLoader
+from gankit.ranks import SINGLE, Ranks
 
 
 @dataclass
@@ -30,9 +31,10 @@ class GaussianMixture:
         points = self.means[modes] + self.std * torch.randn(n, 2, generator=generator)
         return points, modes
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> SampledLoader:
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> SampledLoader:
         # The mode index is not a label: mixtures train unconditionally.
-        return SampledLoader(lambda n, generator: (self.sample(n, generator)[0], None), batch_size, seed, device)
+        return SampledLoader(lambda n, generator: (self.sample(n, generator)[0], None), batch_size, seed, device,
+                             ranks)
 
 
 def ring_means(num_modes: int, radius: float) -> torch.Tensor:

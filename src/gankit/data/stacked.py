@@ -20,6 +20,7 @@ import torch
 
 from gankit.data import build_dataset, register_dataset
 from gankit.data.base import ImageTensors, to_unit_range
+from gankit.ranks import SINGLE, Ranks
 
 FIXED_SET_SEED = 2017  # the fixed set must not change with train.seed: it is the dataset
 PLACE_VALUES = torch.tensor([100, 10, 1])
@@ -45,20 +46,23 @@ class StackedOnTheFly:
     def __len__(self) -> int:
         return len(self.digits) ** 3
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> StackedLoader:
-        return StackedLoader(self, batch_size, seed, device)
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> StackedLoader:
+        return StackedLoader(self, batch_size, seed, device, ranks)
 
 
 class StackedLoader:
     """Fresh triples every batch; the generator state is the whole position."""
 
-    def __init__(self, data: StackedOnTheFly, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data: StackedOnTheFly, batch_size: int, seed: int, device: torch.device,
+                 ranks: Ranks = SINGLE):
+        ranks.rows(batch_size)
         self.digits, self.digit_labels = data.digits.to(device), data.digit_labels.to(device)
-        self.batch_size, self.device = batch_size, device
+        self.batch_size, self.device, self.ranks = batch_size, device, ranks
         self.generator = torch.Generator().manual_seed(seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(len(self.digits), (self.batch_size, 3), generator=self.generator).to(self.device)
+        index = torch.randint(len(self.digits), (self.batch_size, 3), generator=self.generator)
+        index = self.ranks.take(index).to(self.device)
         images, labels = stack(self.digits, self.digit_labels, index)
         return to_unit_range(images), labels  # (B, 3, R, R) in [-1, 1], (B,) in [0, 1000)
 

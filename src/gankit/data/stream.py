@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gankit.data.base import ImageTensors, require_batch, to_unit_range
+from gankit.ranks import SINGLE, Ranks
 
 
 def default_workers(requested: int) -> int:
@@ -32,10 +33,12 @@ class EpochBatchSampler:
     """Endless batches of indices, epoch after epoch, starting after `start` consumed batches.
 
     Each epoch drops its ragged tail, so every batch has the same size, as BatchNorm prefers.
+    Under several processes each yields only its rows of the global batch, so a rank reads
+    from disk only the images it trains on.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
-        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0, ranks: Ranks = SINGLE):
+        self.n, self.batch_size, self.seed, self.start, self.ranks = n, batch_size, seed, start, ranks
         self.per_epoch = n // batch_size
 
     def __iter__(self):
@@ -43,7 +46,7 @@ class EpochBatchSampler:
         while True:
             order = epoch_order(self.n, self.seed, epoch)
             for b in range(position, self.per_epoch):
-                yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+                yield self.ranks.take(order[b * self.batch_size:(b + 1) * self.batch_size]).tolist()
             epoch, position = epoch + 1, 0
 
 
@@ -99,8 +102,8 @@ class StreamedImages:
         images, _ = H5Images(self.path, None).__getitems__(list(indices))
         return images
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> StreamLoader:
-        return StreamLoader(self, batch_size, seed, device)
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> StreamLoader:
+        return StreamLoader(self, batch_size, seed, device, ranks)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -114,15 +117,18 @@ def _ignore_stop_signals(worker_id: int) -> None:
 class StreamLoader:
     """`next()` -> ((B, C, H, W) float in [-1, 1] on `device`, labels or None)."""
 
-    def __init__(self, data: StreamedImages, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data: StreamedImages, batch_size: int, seed: int, device: torch.device,
+                 ranks: Ranks = SINGLE):
         require_batch(len(data), batch_size)
+        ranks.rows(batch_size)
+        self.ranks = ranks
         self.data, self.batch_size, self.seed, self.device = data, batch_size, seed, torch.device(device)
         self.consumed = 0  # batches handed to training so far: the whole position
         self._batches = None
 
     def _start(self) -> None:
         workers = default_workers(self.data.num_workers)
-        sampler = EpochBatchSampler(len(self.data), self.batch_size, self.seed, start=self.consumed)
+        sampler = EpochBatchSampler(len(self.data), self.batch_size, self.seed, self.consumed, self.ranks)
         loader = torch.utils.data.DataLoader(
             H5Images(self.data.path, self.data.labels), batch_sampler=sampler, collate_fn=_whole_batch,
             num_workers=workers, pin_memory=self.device.type == "cuda",

@@ -22,6 +22,7 @@ from gankit.data import register_dataset, sources
 from gankit.data.imagefolder import cache_folder, folder_path
 from gankit.data.images import list_image_files
 from gankit.errors import GankitError
+from gankit.ranks import SINGLE, Ranks
 
 DOMAIN_A, DOMAIN_B = 0, 1
 
@@ -57,21 +58,27 @@ class UnpairedImages:
     def __len__(self) -> int:
         return len(self.a) + len(self.b)
 
-    def loader(self, batch_size: int, seed: int, device: torch.device) -> UnpairedLoader:
-        return UnpairedLoader(self, batch_size, seed, device)
+    def loader(self, batch_size: int, seed: int, device: torch.device, ranks: Ranks = SINGLE) -> UnpairedLoader:
+        return UnpairedLoader(self, batch_size, seed, device, ranks)
 
 
 class UnpairedLoader:
     """One loader per domain, each with its own seed and position; both go into checkpoints."""
 
-    def __init__(self, data: UnpairedImages, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data: UnpairedImages, batch_size: int, seed: int, device: torch.device,
+                 ranks: Ranks = SINGLE):
         if batch_size % 2:
             raise GankitError(f"unpaired batches are half A, half B, so train.batch_size must be even, "
                               f"not {batch_size}.")
         half = batch_size // 2
-        self.a = data.a.loader(half, seed, device)
-        self.b = data.b.loader(half, seed + 1, device)  # another order than A's, even for equal sizes
-        self.labels = torch.tensor([DOMAIN_A] * half + [DOMAIN_B] * half, device=device)
+        # Each rank takes its rows of each half, so every rank's batch is still half A, half B.
+        if half % ranks.world_size:
+            raise GankitError(f"unpaired batches are half A, half B on each of {ranks.world_size} processes, so "
+                              f"train.batch_size must be a multiple of {2 * ranks.world_size}, not {batch_size}.")
+        self.a = data.a.loader(half, seed, device, ranks)
+        self.b = data.b.loader(half, seed + 1, device, ranks)  # another order than A's, even for equal sizes
+        local = half // ranks.world_size
+        self.labels = torch.tensor([DOMAIN_A] * local + [DOMAIN_B] * local, device=device)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         real_a, _ = self.a.next()

@@ -25,6 +25,7 @@ import torch
 
 from gankit.errors import GankitError
 from gankit.nets import Nets
+from gankit.ranks import draw_share
 from gankit.registry import Registry
 
 Terms = dict[str, torch.Tensor]
@@ -86,8 +87,11 @@ class Objective:
 
     def make_batch(self, nets: Nets, real: torch.Tensor, labels: torch.Tensor | None,
                    noise: torch.Generator, phase=None) -> Batch:
-        """Fakes for one real batch; conditional fakes carry the real batch's labels."""
-        z = self.prior.sample(len(real), noise, real.device)
+        """Fakes for one real batch; conditional fakes carry the real batch's labels.
+
+        Under several processes every rank draws the global batch's z and keeps its rows (the
+        real batch is this rank's rows), so the noise stream stays in step and ranks' z differ."""
+        z = draw_share(lambda n: self.prior.sample(n, noise, real.device), len(real))  # (len(real), z_dim)
         return Batch(real=real, fake=nets.G(z, labels), z=z, labels=labels)
 
     def discriminator(self, nets: Nets, batch: Batch) -> Terms:

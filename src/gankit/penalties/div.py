@@ -21,7 +21,7 @@ class DivergencePenalty(Penalty):
         self.power = power
 
     def compute(self, nets, batch) -> torch.Tensor:
-        terms = [input_gradient(nets, x, batch.labels).norm(2, dim=1) ** self.power
+        terms = [input_gradient(nets, x, batch.labels, self.grad_scaler).norm(2, dim=1) ** self.power
                  for x in (batch.real, batch.fake)]
         return 0.5 * (terms[0].mean() + terms[1].mean())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from gankit.penalties import Penalty, input_gradient, register_penalty
+from gankit.ranks import draw_share
 
 
 class GradientPenalty(Penalty):
@@ -19,9 +20,9 @@ class GradientPenalty(Penalty):
     def compute(self, nets, batch) -> torch.Tensor:
         real, fake = batch.real.detach(), batch.fake.detach()
         # Global RNG (saved in checkpoints): one interpolation coefficient per sample.
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-        x_hat = eps * real + (1 - eps) * fake
-        norms = input_gradient(nets, x_hat, batch.labels).norm(2, dim=1)  # (B,)
+        eps = draw_share(lambda n: torch.rand(n, *([1] * (real.dim() - 1)), device=real.device), real.shape[0])
+        x_hat = eps * real.float() + (1 - eps) * fake.float()
+        norms = input_gradient(nets, x_hat, batch.labels, self.grad_scaler).norm(2, dim=1)  # (B,)
         return ((norms - 1) ** 2).mean()
 
 

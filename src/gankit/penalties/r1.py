@@ -17,7 +17,7 @@ class R1Penalty(Penalty):
     name = "r1"
 
     def compute(self, nets, batch) -> torch.Tensor:
-        return (input_gradient(nets, batch.real, batch.labels) ** 2).sum(1).mean()
+        return (input_gradient(nets, batch.real, batch.labels, self.grad_scaler) ** 2).sum(1).mean()
 
 
 @register_penalty("r1")

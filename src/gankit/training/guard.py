@@ -104,11 +104,6 @@ class DivergencePolicy:
             payload = torch.load(io.BytesIO(self.initial), map_location="cpu", weights_only=True)
         lr_G, lr_D = t.lr_G / 2, t.lr_D / 2
         run.cfg = dataclasses.replace(run.cfg, train=dataclasses.replace(t, lr_G=lr_G, lr_D=lr_D))
-        # The schedule sets the rates at every step from the config it was built with: rebuilt from
-        # the halved config, or the next step would undo the rollback's halving.
-        from gankit.training.schedule import Schedule
-
-        run.schedule = Schedule(run.cfg.train, run.images_per_step)
         run.restore(payload)  # sets the halved rates in the optimizers' param groups
         run.meter.reset()  # its sums hold the non-finite losses
         run.rollbacks = rollbacks

@@ -26,14 +26,21 @@ from torch import nn
 
 from gankit import config as config_lib
 from gankit.augment import build_augment
-from gankit.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, pick_device, restore_rng
+from gankit.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
 from gankit.config import Config
 from gankit.data import build_dataset
 from gankit.errors import GankitError, Stopped
 from gankit.losses import Objective, build_objective
 from gankit.nets import Nets, build_nets
 from gankit.penalties import build_penalties
-from gankit.rundir import run_lock
+from gankit.training.distributed import (
+    Engine,
+    ForgetLosses,
+    MeanOverRanks,
+    finish,
+    main_first,
+    run_lock_of_main,
+)
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
@@ -84,6 +91,7 @@ class Run:
     last_stats: dict | None = None
     stop: StopFlag = field(default_factory=StopFlag)  # set by a signal: the loop ends after the current step
     rollbacks: int = 0  # divergence rollbacks so far (train.max_rollbacks caps them)
+    engine: Engine = field(default_factory=Engine)  # this process's rank, device, DDP and precision
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -100,6 +108,9 @@ class Run:
             # So that sampling needs neither the dataset on disk nor a rebuild of it.
             "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
             "rollbacks": self.rollbacks,
+            # Every rank draws the same streams and keeps its rows (gankit.ranks), so rank 0's RNG
+            # states and data position are every rank's; the world size tells a resume whether they fit.
+            **self.engine.checkpoint_state(),
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
@@ -114,6 +125,8 @@ class Run:
                 if "betas" in group:
                     group["betas"] = tuple(t.betas)
         self.objective.load_state_dict(payload.get("objective", {}))
+        # Rebuilt from the config too: a rollback halves the rates the schedule applies each step.
+        self.schedule = Schedule(t, self.images_per_step)
         self.schedule.load_state_dict(payload.get("schedule", {}))
         self.rollbacks = int(payload.get("rollbacks", 0))
         self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
@@ -122,19 +135,23 @@ class Run:
         restore_rng(payload["rng"])
         self.noise.set_state(payload["rng"]["noise"])
         self.loader.load_state_dict(payload["rng"]["data"])
+        self.engine.restore(payload)
 
 
-def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None) -> Run:
+def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None,
+              engine: Engine | None = None) -> Run:
     """Networks, optimizers, data and fixed noise for `cfg`, initialised from its seed.
 
-    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors)."""
+    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors).
+    Every rank of a multi-process run builds the same, from the same seed."""
+    engine = engine or Engine(device=device, precision=cfg.train.precision)
     seed_everything(cfg.train.seed)
-    dataset = dataset if dataset is not None else build_dataset(cfg.data)
+    dataset = dataset if dataset is not None else main_first(lambda: build_dataset(cfg.data))
     cfg = config_lib.steps_from_epochs(cfg, dataset)  # train.epochs, when set, counted over this dataset
     nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
-    G = nets.G.to(device, memory_format=memory_format)
-    D = nets.D.to(device, memory_format=memory_format)
+    G = engine.prepare(nets.G.to(device, memory_format=memory_format))
+    D = engine.prepare(nets.D.to(device, memory_format=memory_format))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = make_optimizer(cfg.train.optimizer, G.parameters(), cfg.train.lr_G, cfg.train.betas)
     opt_D = make_optimizer(cfg.train.optimizer, D.parameters(), cfg.train.lr_D, cfg.train.betas)
@@ -142,21 +159,25 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     images_per_step = cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps
     return Run(
         cfg=cfg, run_dir=run_dir, dataset=dataset,
-        loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device),
+        loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device, engine.ranks),
         G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
         objective=objective, schedule=Schedule(cfg.train, images_per_step), device=device,
         noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
         preview_inputs=objective.preview_inputs(dataset, cfg.train.grid_samples, cfg.train.seed + 1, device),
-        images_per_step=images_per_step,
+        images_per_step=images_per_step, engine=engine,
     )
 
 
 def default_hooks(run: Run) -> list[Hook]:
     t = run.cfg.train
+    # On every rank, on the same (averaged) loss sums, so that all ranks stop together.
+    every_rank = [MeanOverRanks(run.engine, t.log_every)] if run.engine.distributed else []
+    every_rank.append(DivergenceGuard(t.log_every))
+    if not run.engine.is_main:
+        return every_rank + [ForgetLosses(t.log_every)]  # files are rank 0's alone
     # Order matters: the guard before stats (it reads the loss sums the stats logger then empties),
     # stats before progress (which prints them), checkpoint last (it plots them).
-    return [
-        DivergenceGuard(t.log_every),
+    return every_rank + [
         StatsLogger(run.run_dir, t.log_every, run.step),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
@@ -167,11 +188,13 @@ def default_hooks(run: Run) -> list[Hook]:
 
 def training_loop(run: Run, hooks: list[Hook]) -> None:
     cfg = run.cfg.train
+    engine = run.engine  # DDP, no_sync and precision; each rank works on its rows of the global batch
     objective = run.objective
     ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
     augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
-    penalties = build_penalties(run.cfg.loss)  # [] unless loss.penalties names some
-    nets = Nets(G=run.G.train().requires_grad_(True), D=run.D.train())
+    penalties = engine.scale_penalties(build_penalties(run.cfg.loss))  # [] unless loss.penalties names some
+    # The objective calls these wrapped networks, so G's gradient syncs though G runs in make_batch.
+    nets = engine.wrap(Nets(G=run.G.train(), D=run.D.train()))
 
     while run.step < cfg.steps and not run.stop.requested:
         phase = run.schedule.phase(run.images_seen)
@@ -183,31 +206,37 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         for d_step in range(cfg.discriminator_steps):
             kept = []
             run.opt_D.zero_grad(set_to_none=True)
-            for _ in range(cfg.gradient_accumulation):
-                real, labels = run.loader.next()
-                with torch.set_grad_enabled(d_step == cfg.discriminator_steps - 1):
-                    batch = objective.make_batch(nets, real, labels, run.noise, phase)
-                d_batch = batch.detached().augmented(augment)
-                terms = objective.discriminator(nets, d_batch)
-                for penalty in penalties:
-                    terms |= penalty(nets, d_batch, run.step)
-                (sum(terms.values()) / cfg.gradient_accumulation).backward()
+            for r in range(cfg.gradient_accumulation):
+                # G's round too: DDP decides at G's forward (here) whether G's backward all-reduces.
+                with engine.round(nets.G, nets.D, last=r + 1 == cfg.gradient_accumulation):
+                    real, labels = run.loader.next()  # this rank's rows of the global batch
+                    with torch.set_grad_enabled(d_step == cfg.discriminator_steps - 1):
+                        batch = objective.make_batch(nets, real, labels, run.noise, phase)
+                    d_batch = batch.detached().augmented(augment)
+                    terms = objective.discriminator(nets, d_batch)
+                    for penalty in penalties:
+                        terms |= penalty(nets, d_batch, run.step)
+                    engine.backward(sum(terms.values()) / cfg.gradient_accumulation, "D")
                 run.meter.add(terms)
                 kept.append(batch)
-                run.images_seen += len(real)
-            run.opt_D.step()
+                run.images_seen += len(real) * engine.ranks.world_size  # the global batch's rows
+            engine.step(run.opt_D, "D")
             objective.after_discriminator_step(nets)
 
         # Generator phase: G learns to make the updated D call the same fakes real.
         nets.D.requires_grad_(False)
         run.opt_G.zero_grad(set_to_none=True)
-        for batch in kept:
-            terms = objective.generator(nets, batch.augmented(augment))
-            (sum(terms.values()) / cfg.gradient_accumulation).backward()
+        # One backward over every round's fakes: G's forwards were all made above, so under DDP
+        # G's gradient must be all-reduced once, by a single backward, not once per round.
+        with engine.round(nets.G, last=True):
+            rounds = [objective.generator(nets, batch.augmented(augment)) for batch in kept]
+            engine.backward(sum(sum(terms.values()) for terms in rounds) / cfg.gradient_accumulation, "G")
+        for terms in rounds:
             run.meter.add(terms)
-        del kept, batch  # free G's graph before the hooks run
-        run.opt_G.step()
-        ema.update(run.G_ema, nets.G)
+        del kept, batch, rounds  # free G's graph before the hooks run
+        engine.step(run.opt_G, "G")
+        engine.sync_buffers()  # BatchNorm statistics: rank 0's on every rank, so EMA and checkpoints agree
+        ema.update(run.G_ema, run.G)
 
         run.step += 1
         for hook in hooks:
@@ -225,23 +254,26 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
     Raises Diverged (exit 3) when the run diverges and may not roll back, and Stopped after a
     signal, once latest.pt is saved."""
     run_dir = Path(run_dir)
-    with run_lock(run_dir):
-        remove_temp_files(run_dir)  # half-written files of a process killed mid-write
-        device = pick_device(cfg.train.device)
+    engine = Engine.start(cfg.train)  # joins torchrun's process group when there is one
+    with run_lock_of_main(run_dir):
+        if engine.is_main:
+            remove_temp_files(run_dir)  # half-written files of a process killed mid-write
         payload = load_checkpoint(resume_from) if resume_from else None
         if payload is not None:
             check_same_run(cfg, run_dir, payload, resume_from)
-        run = build_run(cfg, run_dir, device)
+        run = build_run(cfg, run_dir, engine.device, engine=engine)
         if payload is not None:
             check_data_shape(run, payload, resume_from)
             run.restore(payload)
-            if on_start is not None:  # e.g. the CLI's command.txt, written only once every check has passed
-                on_start(run_dir)
-            truncate_jsonl(run_dir / "stats.jsonl", run.step)  # what was logged after the checkpoint is redone
-            keep_old_config(run_dir, run.cfg, run.step)
-        else:
+            if engine.is_main:
+                if on_start is not None:  # e.g. the CLI's command.txt, written only once every check has passed
+                    on_start(run_dir)
+                truncate_jsonl(run_dir / "stats.jsonl", run.step)  # what was logged after the checkpoint is redone
+                keep_old_config(run_dir, run.cfg, run.step)
+        elif engine.is_main:
             config_lib.save(run.cfg, run_dir / "config.yaml")
-        (run_dir / "metrics.jsonl").touch()
+        if engine.is_main:
+            (run_dir / "metrics.jsonl").touch()
         policy = DivergencePolicy(run)
         while True:
             hooks = default_hooks(run)
@@ -253,6 +285,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
                 for hook in hooks:
                     hook.close()
                 policy.handle(run, exc)  # raises Diverged, or restores the last good state to go on from
+        finish()
         if run.stop.requested:
             raise Stopped(f"stopped at step {run.step}; continue with `gankit train --resume {run_dir}`.",
                           run.stop.signum)
@@ -270,7 +303,7 @@ def resume(run_dir: Path, overrides: list[str] = (), on_start: Callable[[Path], 
         # The weights in the checkpoint were made by this data and model; changing them is a new run.
         raise GankitError(f"a resumed run can change only train.* and eval.* keys, not '{fixed[0]}'; "
                           "start a new run to change the data, model or loss.")
-    with run_lock(run_dir):
+    with run_lock_of_main(run_dir):
         cfg = config_lib.from_dict(load_checkpoint(checkpoint)["config"])
         new = config_lib.with_overrides(cfg, list(overrides))
         for key, why in NOT_RESUMABLE.items():

@@ -16,6 +16,7 @@ Learning rate (`train.lr_schedule`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,15 +43,14 @@ class Schedule:
         self.lr_G, self.lr_D = train_cfg.lr_G, train_cfg.lr_D
         self.kind = train_cfg.lr_schedule
         self.total_images = train_cfg.steps * images_per_step  # the run's length, in images shown to D
-        # Where the linear decay starts; a constant schedule never reaches it.
-        decay = train_cfg.lr_decay_fraction if self.kind == "linear" else 0.0
-        self.decay_start = self.total_images * (1.0 - decay)
+        # Where the linear decay starts; a constant schedule never reaches it, even when a resume
+        # with a smaller batch makes images_seen pass steps * images_per_step.
+        self.decay_start = (self.total_images * (1.0 - train_cfg.lr_decay_fraction) if self.kind == "linear"
+                            else math.inf)
 
     def factor(self, images_seen: int) -> float:
         """lr multiplier in [0, 1] for the step that starts after `images_seen` images."""
-        # A constant schedule stays at 1 even past the run's estimated length in images, which a
-        # resume with a smaller batch or more steps can reach.
-        if self.kind == "constant" or images_seen < self.decay_start:
+        if images_seen < self.decay_start:
             return 1.0
         return max(0.0, (self.total_images - images_seen) / max(self.total_images - self.decay_start, 1.0))
 
