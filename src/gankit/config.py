@@ -80,6 +80,7 @@ class ModelConfig:
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
     pack: int = 2  # pacgan: samples D sees at once (PacGAN's m)
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
+    max_width: int = 512  # pggan: channel cap of the low-resolution blocks (width doubles per halving up to it)
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, not {self.z_dim}.")
@@ -88,6 +89,7 @@ class ModelConfig:
         _check(self.truncation > 0, f"model.truncation must be positive, not {self.truncation}.")
         _check(self.init in ("auto", "dcgan", "orthogonal", "kaiming"),
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
+        _check(self.max_width > 0, f"model.max_width must be positive, not {self.max_width}.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
@@ -97,8 +99,9 @@ class ModelConfig:
 class LossConfig:
     name: str = "nonsaturating"  # loss registry name: the D and G objectives
     clip: float = 0.01  # wasserstein: clip every D weight to [-clip, clip] after each D step; 0 = off
-    penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1
+    penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1, drift
     gp_weight: float = 10.0  # gp: lambda of WGAN-GP (Gulrajani 2017)
+    drift_weight: float = 0.001  # drift: epsilon of PGGAN's eps * D(x_real)^2 (Karras 2018, app. A.1)
     div_k: float = 2.0  # div: k of WGAN-div (Wu 2018)
     div_p: float = 6.0  # div: p of WGAN-div, the power of the gradient norm
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
@@ -108,7 +111,8 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
-        for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight"):
+        for key in ("gp_weight", "drift_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight",
+                    "recon_weight"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
         _check(self.r1_every >= 1, f"loss.r1_every must be 1 or more, not {self.r1_every}.")
 

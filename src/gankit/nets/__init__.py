@@ -79,6 +79,7 @@ from gankit.nets import (  # noqa: E402,F401
     dcgan,
     mlp,
     pacgan,
+    pggan,
     sagan,
     sngan,
     sngan_projection,
