@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gankit import config as config_lib
 from gankit.config import LossConfig, ModelConfig
 from gankit.errors import GankitError
 from gankit.losses import Batch
@@ -16,6 +17,12 @@ from gankit.metrics.swd import sliced_wasserstein_distance
 from gankit.nets import build_nets
 from gankit.nets.pggan import EqualizedConv2d, minibatch_stddev, pixel_norm
 from gankit.penalties import PENALTIES
+from gankit.training.checkpoint import load_checkpoint
+from gankit.training.phases import Phase, build_schedule
+from gankit.utils import read_jsonl
+from test_resume import _assert_identical
+
+from conftest import assert_user_error, run_cli
 
 
 def _pggan(resolution=16, channels=1, width=8):
@@ -185,3 +192,137 @@ def test_swd_of_a_set_with_itself_is_about_zero_and_grows_with_noise():
               for s in (0.05, 0.2, 0.5)]
     assert same == pytest.approx(0, abs=1e-9)  # the two sets share their patch positions
     assert 0 < values[0] < values[1] < values[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# The schedule, the loader's per-call batch size, EMA in logged images, exact resume, the CLI.
+
+# 4 -> 8 px on mnist5k with tiny nets: 16 images at 4 px (2 steps of 8), a fade of 16 images
+# (4 steps of 4), then 8 px on.
+TINY_GROWTH = ["data.resolution=8", "model.width=4", "model.max_width=8", "model.z_dim=8",
+               "train.fade_kimg=0.016", "train.stable_kimg=0.016", "train.batch_per_resolution={4: 8, 8: 4}",
+               "train.grid_samples=4", "train.log_every=1", "train.sample_every=100", "train.checkpoint_every=4"]
+
+
+def test_progressive_schedule_phases_in_images():
+    cfg = config_lib.resolve("pggan-mnist", ["train.fade_kimg=1", "train.stable_kimg=2"])
+    schedule = build_schedule(cfg)
+    expected = {0: ("stable 4", 4, 1.0, 32), 1999: ("stable 4", 4, 1.0, 32), 2000: ("fade 8", 8, 0.0, 32),
+                2250: ("fade 8", 8, 0.25, 32), 3000: ("stable 8", 8, 1.0, 32), 5500: ("fade 16", 16, 0.5, 16),
+                8000: ("fade 32", 32, 0.0, 16),
+                8500: ("fade 32", 32, 0.5, 16), 9000: ("stable 32", 32, 1.0, 16), 10**7: ("stable 32", 32, 1.0, 16)}
+    for images, (stage, resolution, alpha, batch) in expected.items():
+        phase = schedule.phase(images)
+        assert (phase.stage, phase.resolution, phase.alpha, phase.batch_size) == (stage, resolution, alpha, batch)
+        assert (phase.lr_G, phase.lr_D) == (1e-3, 1e-3)
+    constant = build_schedule(config_lib.resolve("dcgan-mnist")).phase(12345)
+    assert (constant.resolution, constant.alpha, constant.batch_size, constant.lr_G) == (28, 1.0, 64, 2e-4)
+
+
+def test_real_images_are_resized_and_blended_during_a_fade():
+    x = torch.rand(2, 1, 32, 32)
+    x8 = x.view(2, 1, 8, 4, 8, 4).mean(dim=(3, 5))  # 4x4 block means
+    x4 = x.view(2, 1, 4, 8, 4, 8).mean(dim=(3, 5))
+    x4_up = x4.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.allclose(Phase("stable 8", 1, 1, 2, 8).real(x), x8, atol=1e-6)
+    assert torch.allclose(Phase("fade 8", 1, 1, 2, 8, alpha=0.3).real(x), 0.7 * x4_up + 0.3 * x8, atol=1e-6)
+    assert Phase("constant", 1, 1, 2, 32).real(x) is x
+
+
+def test_in_memory_loader_changes_batch_size_and_resumes_exactly():
+    from gankit.data.base import ImageTensors
+
+    data = ImageTensors(torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1), None)
+    loader = data.loader(4, seed=0, device=torch.device("cpu"))
+    sizes = [4, 4, 8, 2, 8, 8, 4, 6]
+    first = [loader.next(s)[0].flatten() for s in sizes[:3]]
+    state = loader.state_dict()
+    rest = [loader.next(s)[0].flatten() for s in sizes[3:]]
+    assert [len(b) for b in first + rest] == sizes
+    assert len(torch.cat(first).unique()) == 16  # one epoch: no image twice
+    again = data.loader(4, seed=0, device=torch.device("cpu"))
+    again.load_state_dict(state)
+    assert all(torch.equal(a, again.next(s)[0].flatten()) for a, s in zip(rest, sizes[3:], strict=True))
+
+
+def test_stream_loader_changes_batch_size_and_resumes_exactly(tmp_path):
+    import h5py
+
+    from gankit.data.stream import StreamedImages
+
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f["images"] = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+    data = StreamedImages(tmp_path / "c.h5", None, 0, 20, (1, 1, 1), num_workers=0)
+    loader = data.loader(4, seed=0, device=torch.device("cpu"))
+    sizes = [4, 8, 2, 8, 8, 4]
+    first = [loader.next(s)[0].flatten() for s in sizes[:2]]
+    state = loader.state_dict()
+    rest = [loader.next(s)[0].flatten() for s in sizes[2:]]
+    assert [len(b) for b in first + rest] == sizes
+    assert len(torch.cat(first + rest[:1]).unique()) == 14  # 4 + 8 + 2 of one epoch's 20
+    again = data.loader(4, seed=0, device=torch.device("cpu"))
+    again.load_state_dict(state)
+    assert all(torch.equal(a, again.next(s)[0].flatten()) for a, s in zip(rest, sizes[2:], strict=True))
+
+
+def test_ema_half_life_is_in_the_images_the_logs_count(tmp_path):
+    """5 D steps of 8 images per G step: 40 logged images per step, so a half-life of 0.08 kimg is
+    2 steps. (EMA used to be told 8 images per step, making it 5x longer in logged kimg.)"""
+    from gankit.training.hooks import StatsLogger
+    from gankit.training.loop import build_run, pick_device, training_loop
+
+    cfg = config_lib.resolve("gan-ring8", ["train.steps=2", "train.batch_size=8", "train.discriminator_steps=5",
+                                           "train.ema_halflife_kimg=0.08", "train.lr_G=1e-30", "train.log_every=1"])
+    run = build_run(cfg, tmp_path, pick_device("cpu"))
+    with torch.no_grad():
+        for p in run.G_ema.parameters():
+            p.zero_()  # G barely moves at lr 1e-30, so G_ema = G * (1 - beta**steps)
+    training_loop(run, [StatsLogger(tmp_path, 1)])
+    logged = read_jsonl(tmp_path / "stats.jsonl")[-1]["kimg"]
+    assert logged == pytest.approx(0.08)  # one half-life in logged kimg...
+    for p_ema, p in zip(run.G_ema.parameters(), run.G.parameters(), strict=True):
+        assert torch.allclose(p_ema, 0.5 * p, atol=1e-6)  # ...halves the distance to G
+
+
+def test_resume_in_the_middle_of_a_fade_is_bit_identical(tmp_path):
+    from gankit.training.loop import resume, train
+
+    train(config_lib.resolve("pggan-mnist", TINY_GROWTH + ["train.steps=8"]), tmp_path / "straight")
+    train(config_lib.resolve("pggan-mnist", TINY_GROWTH + ["train.steps=4"]), tmp_path / "stopped")
+    stopped = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "latest.pt")
+    # Its last step began 4 images into the 16-image fade: stopped in the middle of it.
+    assert stopped["G"]["_extra_state"] == {"resolution": 8, "alpha": 0.25}
+    resume(tmp_path / "stopped", ["train.steps=8"])
+    _assert_identical(load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt"),
+                      load_checkpoint(tmp_path / "stopped" / "checkpoints" / "latest.pt"))
+
+
+def test_pggan_grows_through_the_cli_and_samples_at_its_resolution(tmp_path):
+    tiny = [o for o in TINY_GROWTH if not o.startswith(("data.resolution", "train.batch_per"))]
+    run_cli("train", "pggan-mnist", *tiny, "data.resolution=16", "train.batch_per_resolution={4: 8, 8: 8, 16: 4}",
+            "train.steps=14", "--out", str(tmp_path), "--name", "p", check=True)
+    run_dir = tmp_path / "p"
+    phases = [r for r in read_jsonl(run_dir / "stats.jsonl") if r.get("event") == "phase"]
+    assert [(p["stage"], p["batch_size"]) for p in phases] == [
+        ("stable 4", 8), ("fade 8", 8), ("stable 8", 8), ("fade 16", 4), ("stable 16", 4)]
+    assert [p["images_seen"] for p in phases] == [8, 16, 32, 48, 64]
+    assert all({"resolution", "alpha", "kimg"} <= set(p) for p in phases)
+    for r in ("04", "08", "16"):
+        assert (run_dir / "samples" / f"res-{r}.png").is_file() and (run_dir / "checkpoints" / f"res-{r}.pt").is_file()
+    run_cli("sample", str(run_dir), "--n", "4", "--out", str(tmp_path / "s.npy"),
+            "--checkpoint", str(run_dir / "checkpoints" / "res-08.pt"), check=True)
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 8, 8)  # that checkpoint's resolution
+    run_cli("sample", str(run_dir), "--n", "4", "--out", str(tmp_path / "t.npy"), check=True)
+    assert np.load(tmp_path / "t.npy").shape == (4, 1, 16, 16)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("data.resolution=24", "power of two from 8, not 24"),
+    ("train.fade_kimg=0", "train.fade_kimg must be a positive number"),
+    ("train.stable_kimg=-1", "train.stable_kimg must be a positive number"),
+    ("train.batch_per_resolution={4: 16, 8: 16, 32: 16}", "no batch size for 16 px"),
+])
+def test_bad_growth_settings_are_one_sentence(tmp_path, override, fragment):
+    proc = run_cli("train", "pggan-mnist", override, "--out", str(tmp_path / "runs"))
+    assert_user_error(proc, fragment)
+    assert not (tmp_path / "runs").exists()

@@ -128,6 +128,10 @@ class TrainConfig:
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas
     ema_halflife_kimg: float = 10.0  # G_ema half-life in thousands of images; 0 = copy of G
+    schedule: str = "constant"  # how the phase changes with images seen: constant | progressive (PGGAN growth)
+    fade_kimg: float = 800.0  # progressive: thousands of images over which each new block fades in
+    stable_kimg: float = 800.0  # progressive: thousands of images at each resolution after its fade (and at 4 px)
+    batch_per_resolution: dict[int, int] = field(default_factory=dict)  # progressive: px -> batch; {} = batch_size
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     channels_last: bool = True  # conv memory format; 7-12% faster on CPU here
@@ -148,6 +152,14 @@ class TrainConfig:
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
+        _check(self.schedule in ("constant", "progressive"),
+               f"train.schedule must be constant or progressive, not '{self.schedule}'.")
+        for key in ("fade_kimg", "stable_kimg"):
+            _check(getattr(self, key) > 0, f"train.{key} must be a positive number of thousands of images, "
+                                           f"not {getattr(self, key)}.")
+        bad = {r: b for r, b in self.batch_per_resolution.items() if r < 4 or r & (r - 1) or b <= 0}
+        _check(not bad, f"train.batch_per_resolution maps powers of two from 4 px to positive batch sizes, "
+                        f"not {bad}.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
         unknown = sorted(set(self.augment_policy) - {"color", "translation", "cutout"})
@@ -191,6 +203,18 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.schedule != "progressive":
+            return
+        # Checked here, where both sections are known, so `--dry-run` catches them too.
+        r = self.data.resolution
+        _check(r >= 8 and not r & (r - 1), f"train.schedule=progressive grows by doubling from 4 px, so "
+                                           f"data.resolution must be a power of two from 8, not {r}.")
+        missing = [s for s in (4 * 2**i for i in range(r.bit_length() - 2)) if s not in self.train.batch_per_resolution]
+        _check(not self.train.batch_per_resolution or not missing,
+               f"train.batch_per_resolution has no batch size for {missing[0] if missing else 0} px; give one for "
+               f"every resolution from 4 to {r} px, or leave it empty to use train.batch_size.")
+
 
 # ---------------------------------------------------------------------------------------------
 # Dict <-> dataclass, with type checks that name the closest valid key.
@@ -222,6 +246,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         for option in typing.get_args(hint):
             if option is not type(None):
                 return _coerce(value, option, key)
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise GankitError(f"{key} must be a mapping such as {{4: 64, 8: 32}}, not {value!r}.")
+        return {_coerce(k, key_type, key): _coerce(v, value_type, key) for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, (str, int, float)) and item is str:
@@ -278,11 +307,13 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], delta: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     out = dict(base)
     for key, value in delta.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        # Sections (data, model, ...) merge key by key; a mapping value such as
+        # train.batch_per_resolution is one setting, replaced whole.
+        if depth == 0 and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, depth + 1)
         else:
             out[key] = value
     return out

@@ -55,22 +55,30 @@ class UnpairedImages:
         return UnpairedLoader(self, batch_size, seed, device)
 
 
+def _check_even(batch_size: int) -> None:
+    if batch_size % 2:
+        raise GankitError(f"unpaired batches are half A, half B, so train.batch_size must be even, "
+                          f"not {batch_size}.")
+
+
 class UnpairedLoader:
     """One loader per domain, each with its own seed and position; both go into checkpoints."""
 
     def __init__(self, data: UnpairedImages, batch_size: int, seed: int, device: torch.device):
-        if batch_size % 2:
-            raise GankitError(f"unpaired batches are half A, half B, so train.batch_size must be even, "
-                              f"not {batch_size}.")
+        _check_even(batch_size)
         half = batch_size // 2
+        self.batch_size, self.device = batch_size, device
         self.a = data.a.loader(half, seed, device)
         self.b = data.b.loader(half, seed + 1, device)  # another order than A's, even for equal sizes
-        self.labels = torch.tensor([DOMAIN_A] * half + [DOMAIN_B] * half, device=device)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        real_a, _ = self.a.next()
-        real_b, _ = self.b.next()
-        return torch.cat([real_a, real_b]), self.labels  # (B, C, H, W), (B,) domain labels
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        batch_size = batch_size or self.batch_size
+        _check_even(batch_size)
+        half = batch_size // 2
+        real_a, _ = self.a.next(half)
+        real_b, _ = self.b.next(half)
+        labels = torch.tensor([DOMAIN_A] * half + [DOMAIN_B] * half, device=self.device)
+        return torch.cat([real_a, real_b]), labels  # (B, C, H, W), (B,) domain labels
 
     def state_dict(self) -> dict:
         return {"a": self.a.state_dict(), "b": self.b.state_dict()}

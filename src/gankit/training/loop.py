@@ -31,6 +31,7 @@ from gankit.training.checkpoint import capture_rng, latest_checkpoint, load_chec
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
+from gankit.training.phases import Phase, Schedule, build_schedule
 
 
 def pick_device(name: str) -> torch.device:
@@ -75,6 +76,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     meter: LossMeter = field(default_factory=LossMeter)
     last_stats: dict | None = None
+    phase: Phase | None = None  # of the step in progress (or last taken): resolution, alpha, batch, lrs
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -138,30 +140,37 @@ def default_hooks(run: Run) -> list[Hook]:
         StatsLogger(run.run_dir, t.log_every),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
+        *build_schedule(run.cfg).hooks(run),  # PGGAN: phase changes in stats.jsonl, samples/res-XX.png
         Evaluator(run),  # eval.metrics every eval.every_kimg; best.pt; collapse detection
         Checkpointer(run.run_dir, t.checkpoint_every),
     ]
 
 
-def training_loop(run: Run, hooks: list[Hook]) -> None:
+def training_loop(run: Run, hooks: list[Hook], schedule: Schedule | None = None) -> None:
+    """Train `run` to cfg.train.steps; `schedule` replaces the config's (benchmarks pin a phase)."""
     cfg = run.cfg.train
     loss = build_loss(run.cfg.loss)
     prior = build_prior(run.cfg.model)
-    ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
+    schedule = schedule or build_schedule(run.cfg)  # the phase (lrs, resolution, alpha, batch) at each images_seen
+    ema = EMA(cfg.ema_halflife_kimg)
     augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
     penalties = build_penalties(run.cfg.loss)  # [] unless loss.penalties names some
     device = run.fixed_z.device
     nets = Nets(G=run.G.train(), D=run.D.train())
 
     while run.step < cfg.steps:
+        run.phase = phase = schedule.phase(run.images_seen)
+        phase.apply(run)
+        images_before = run.images_seen
         # Discriminator phase: D learns to tell real batches from G's current fakes.
         nets.G.requires_grad_(False)
         nets.D.requires_grad_(True)
         for _ in range(cfg.discriminator_steps):
             run.opt_D.zero_grad(set_to_none=True)
             for _ in range(cfg.gradient_accumulation):
-                real, labels = run.loader.next()
-                z = prior.sample(cfg.batch_size, run.noise, device)
+                real, labels = run.loader.next(phase.batch_size)
+                real = phase.real(real)  # at the phase's resolution, blended during a fade
+                z = prior.sample(phase.batch_size, run.noise, device)
                 fake = nets.G(z, labels)  # fakes carry the real batch's labels when conditional
                 batch = Batch(real=augment(real), fake=augment(fake), z=z, labels=labels)
                 terms = loss.discriminator(nets, batch)
@@ -171,7 +180,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
                 run.meter.add(terms)
             run.opt_D.step()
             loss.after_discriminator_step(nets)
-            run.images_seen += cfg.batch_size * cfg.gradient_accumulation
+            run.images_seen += phase.batch_size * cfg.gradient_accumulation
 
         # Generator phase: G learns to make D call its fakes real. It reuses the last real batch
         # (for labels, and for losses that compare with real data) rather than drawing another.
@@ -179,13 +188,13 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         nets.D.requires_grad_(False)
         run.opt_G.zero_grad(set_to_none=True)
         for _ in range(cfg.gradient_accumulation):
-            z = prior.sample(cfg.batch_size, run.noise, device)
+            z = prior.sample(phase.batch_size, run.noise, device)
             batch = Batch(real=augment(real), fake=augment(nets.G(z, labels)), z=z, labels=labels)
             terms = loss.generator(nets, batch)
             (sum(terms.values()) / cfg.gradient_accumulation).backward()
             run.meter.add(terms)
         run.opt_G.step()
-        ema.update(run.G_ema, nets.G)
+        ema.update(run.G_ema, nets.G, run.images_seen - images_before)  # half-life in logged images
 
         run.step += 1
         for hook in hooks:

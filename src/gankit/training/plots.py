@@ -14,7 +14,8 @@ from gankit.utils import atomic_write, read_jsonl  # noqa: E402
 
 def _last_per_step(records: list[dict]) -> list[dict]:
     # A resumed run may log a step twice (once before the crash, once after); keep the later.
-    by_step = {r["step"]: r for r in records}
+    # Event records (a schedule's phase changes) carry no losses and share a step with one that does.
+    by_step = {r["step"]: r for r in records if "event" not in r}
     return [by_step[s] for s in sorted(by_step)]
 
 
