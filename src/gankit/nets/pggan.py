@@ -82,13 +82,11 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
     """(B, C, H, W) -> (B, C + 1, H, W): the std of each feature over a group of samples, averaged
     to one number per group and appended as a constant map (sec. 3), so D can see a batch's lack of
-    variety. Groups are consecutive samples; the group shrinks to the batch when it is smaller."""
+    variety. Sample i joins group i % (B/g), as the authors' reshape does; g is the largest group
+    size up to `group_size` that divides the batch (the authors require that it divides)."""
     b, c, h, w = x.shape
-    g = min(group_size, b)
-    if b % g:
-        raise GankitError(f"PGGAN's minibatch-stddev layer takes groups of {g} samples, so the batch size "
-                          f"must be a multiple of {g}, not {b}.")
-    y = x.view(g, b // g, c, h, w)  # sample i is in group i % (B/g), as the authors' reshape
+    g = next(size for size in range(min(group_size, b), 0, -1) if b % size == 0)
+    y = x.view(g, b // g, c, h, w)
     std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B/g, C, H, W)
     std = std.mean(dim=(1, 2, 3)).view(b // g, 1, 1, 1).repeat(g, 1, h, w)  # (B, 1, H, W)
     return torch.cat([x, std], dim=1)

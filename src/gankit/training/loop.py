@@ -129,7 +129,9 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
         G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
         noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
         fixed_z=prior.sample(grid, grid_noise, device), fixed_labels=fixed_labels,
-        images_per_step=cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps,
+        # At the schedule's start (PGGAN's batch changes with the resolution); progress ETAs use it.
+        images_per_step=(build_schedule(cfg).phase(0).batch_size * cfg.train.gradient_accumulation
+                         * cfg.train.discriminator_steps),
     )
 
 
