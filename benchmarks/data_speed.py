@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gankit import config as config_lib
-from gankit.training.loop import build_run, pick_device, training_loop
+from gankit.checkpoint import pick_device
+from gankit.training.loop import build_run, training_loop
 
 
 class TimedLoader:

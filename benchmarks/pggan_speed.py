@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gankit import config as config_lib
 from gankit.training.loop import build_run, pick_device, training_loop
-from gankit.training.phases import Phase, Schedule, growth_resolutions
+from gankit.training.schedule import Phase, Schedule, growth_resolutions
 from gankit.utils import read_jsonl
 
 
@@ -24,7 +24,8 @@ class Pinned(Schedule):
 
     def __init__(self, cfg, resolution: int):
         t = cfg.train
-        self.fixed = Phase(f"stable {resolution}", t.lr_G, t.lr_D, t.batch_per_resolution.get(resolution, t.batch_size),
+        super().__init__(t, t.batch_size)
+        self.fixed = Phase(t.lr_G, t.lr_D, f"stable {resolution}", t.batch_per_resolution.get(resolution, t.batch_size),
                            resolution)
 
     def phase(self, images_seen: int) -> Phase:
@@ -38,12 +39,14 @@ def time_resolutions(preset: str, steps: int, rounds: int, extra: list[str]) -> 
         run = build_run(cfg, Path(tmp), pick_device(cfg.train.device))
         for r in times:  # warm-up at every resolution: allocator, oneDNN kernel selection
             run.cfg = config_lib.with_overrides(cfg, [f"train.steps={run.step + 1}"])
-            training_loop(run, [], Pinned(cfg, r))
+            run.schedule = Pinned(cfg, r)
+            training_loop(run, [])
         for _ in range(rounds):
             for r in times:
                 run.cfg = config_lib.with_overrides(cfg, [f"train.steps={run.step + steps}"])
                 start = time.perf_counter()
-                training_loop(run, [], Pinned(cfg, r))
+                run.schedule = Pinned(cfg, r)
+                training_loop(run, [])
                 times[r].append(1000 * (time.perf_counter() - start) / steps)
     return times
 

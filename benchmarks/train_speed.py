@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 from gankit import config as config_lib
+from gankit.checkpoint import pick_device
 from gankit.data import build_dataset
 from gankit.errors import GankitError
 from gankit.standin import StandInImages
-from gankit.training.loop import build_run, pick_device, training_loop
+from gankit.training.loop import build_run, training_loop
 
 
 def dataset_or_standin(cfg) -> tuple[object, bool]:

@@ -33,7 +33,7 @@ def test_overrides_are_typed():
     "override, fragments",
     [
         ("train.stpes=5", ["unknown config key 'train.stpes'", "train.steps"]),
-        ("steps=5", ["unknown config key 'steps'", "train.steps"]),
+        ("z_dim=5", ["unknown config key 'z_dim'", "model.z_dim"]),  # steps=5 is seed 001's --steps
         ("train.steps=abc", ["train.steps must be int"]),
         ("train.steps=1.5", ["train.steps must be int"]),
         ("train.steps=true", ["train.steps must be int"]),

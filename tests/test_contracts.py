@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from gankit.augment import build_augment, list_augments
-from gankit.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from gankit.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from gankit.data import build_dataset, list_datasets
 from gankit.errors import GankitError
 from gankit.latent import PRIORS
-from gankit.losses import Batch, build_loss, list_losses
+from gankit.losses import Batch, build_loss, build_objective, list_losses
 from gankit.nets import build_nets, list_models
 from gankit.penalties import PENALTIES, list_penalties
 
@@ -34,6 +34,14 @@ def _nets_or_skip(name, shape, seed=0):
             pytest.skip(f"{name} does not support {shape}: {exc}")
 
 
+def g_inputs(nets, shape, n=4, seed=None):
+    """What G takes: noise (B, 8), or images of the data shape for an image-to-image G (CycleGAN)."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    if getattr(nets.G, "translates", False):
+        return torch.rand(n, *shape, generator=generator) * 2 - 1
+    return torch.randn(n, 8, generator=generator)
+
+
 def d_outputs(nets, x, labels, z):
     """D's real/fake logits under the contract in gankit.nets, plus a scalar touching every head."""
     if getattr(nets.D, "needs_z", False):  # VEEGAN: D scores (x, z); G reconstructs z from x
@@ -52,7 +60,7 @@ def d_outputs(nets, x, labels, z):
 @pytest.mark.parametrize("name", list_models())
 def test_model_contract(name, shape):
     nets, labels = _nets_or_skip(name, shape)
-    z = torch.randn(4, 8)
+    z = g_inputs(nets, shape)
     fake = nets.G(z, labels)
     assert fake.shape == (4, *shape)
     assert torch.isfinite(fake).all()
@@ -79,7 +87,7 @@ def test_model_is_deterministic_under_a_seed(name, shape):
     (a, labels), (b, _) = _nets_or_skip(name, shape, seed=3), _nets_or_skip(name, shape, seed=3)
     for pa, pb in zip(a.G.state_dict().values(), b.G.state_dict().values(), strict=True):
         assert torch.equal(pa, pb) if isinstance(pa, torch.Tensor) else pa == pb  # extra state: PGGAN's phase
-    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    z = g_inputs(a, shape, seed=1)
     a.G.eval()
     b.G.eval()
     assert torch.equal(a.G(z, labels), b.G(z, labels))
@@ -89,8 +97,8 @@ def test_model_is_deterministic_under_a_seed(name, shape):
 @pytest.mark.parametrize("name", list_models())
 def test_conditional_models_use_the_label(name, shape):
     nets, labels = _nets_or_skip(name, shape)
-    if labels is None:
-        pytest.skip(f"{name} is unconditional")
+    if labels is None or getattr(nets.G, "translates", False):
+        pytest.skip(f"{name} is unconditional, or its labels are domains (checked in test_cyclegan)")
     nets.G.eval()
     nets.D.eval()
     z = torch.randn(4, 8).repeat(2, 1)  # the same noise under two different label batches
@@ -105,20 +113,25 @@ def test_conditional_models_use_the_label(name, shape):
 
 
 # Losses that need more than logits name the model they need: (model, data shape, classes).
-LOSS_MODELS = {"acgan": ("acgan", (1, 28, 28), NUM_CLASSES), "veegan": ("veegan", (2,), 0)}
+LOSS_MODELS = {"acgan": ("acgan", (1, 28, 28), NUM_CLASSES), "veegan": ("veegan", (2,), 0),
+               "cyclegan": ("cyclegan", (1, 24, 24), 2)}
 
 
 @pytest.mark.parametrize("name", list_losses())
 def test_loss_contract(name):
-    loss = build_loss(LossConfig(name=name))
+    """Every objective makes its batch from a real one, then returns finite D and G terms, and G's
+    terms reach every G weight through the batch's fakes."""
     model, shape, num_classes = LOSS_MODELS.get(name, ("mlp", (2,), 0))
+    cfg = Config(model=ModelConfig(name=model, z_dim=4, width=16, depth=2), loss=LossConfig(name=name))
+    objective = build_objective(cfg, shape, num_classes)
     torch.manual_seed(0)
-    nets = build_nets(ModelConfig(name=model, z_dim=4, width=16, depth=2), shape, num_classes)
-    real, z = torch.rand(8, *shape) * 2 - 1, torch.randn(8, 4)
+    nets = build_nets(cfg.model, shape, num_classes)
+    real = torch.rand(8, *shape) * 2 - 1
     labels = torch.arange(8) % num_classes if num_classes else None
-    fake = nets.G(z, labels)
-    d_terms = loss.discriminator(nets, Batch(real=real, fake=fake.detach(), z=z, labels=labels))
-    g_terms = loss.generator(nets, Batch(real=real, fake=fake, z=z, labels=labels))
+    batch = objective.make_batch(nets, real, labels, torch.Generator().manual_seed(0))
+    assert batch.fake.shape == real.shape
+    d_terms = objective.discriminator(nets, batch.detached())
+    g_terms = objective.generator(nets, batch)
     for terms, prefix in ((d_terms, "D/"), (g_terms, "G/")):
         assert terms and all(k.startswith(prefix) for k in terms)
         total = sum(terms.values())

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.config import DataConfig
 from gankit.data import build_dataset, list_datasets
 from gankit.data.base import ImageTensors
@@ -23,7 +24,6 @@ from gankit.data.images import DataWarning
 from gankit.data.stream import StreamedImages
 from gankit.data.unpaired import split_domains
 from gankit.errors import GankitError
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.loop import train
 
 from fakedata import (
@@ -540,7 +540,7 @@ def test_real_face_photos_train_a_dcgan_at_64px(tmp_path):
     assert len(run.dataset) == 100 and run.dataset.shape == (3, 64, 64)
     training_loop(run, hooks=[])
     assert run.step == 2
-    assert run.G(run.fixed_z[:2]).shape == (2, 3, 64, 64)
+    assert run.G(run.preview_inputs["z"][:2]).shape == (2, 3, 64, 64)
 
 
 @pytest.mark.parametrize("key, value, fragment", [

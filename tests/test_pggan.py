@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.config import LossConfig, ModelConfig
 from gankit.errors import GankitError
 from gankit.losses import Batch
@@ -17,8 +18,7 @@ from gankit.metrics.swd import sliced_wasserstein_distance
 from gankit.nets import build_nets
 from gankit.nets.pggan import EqualizedConv2d, minibatch_stddev, pixel_norm
 from gankit.penalties import PENALTIES
-from gankit.training.checkpoint import load_checkpoint
-from gankit.training.phases import Phase, build_schedule
+from gankit.training.schedule import Phase, Schedule, build_schedule
 from gankit.utils import read_jsonl
 from test_resume import _assert_identical
 
@@ -207,7 +207,8 @@ TINY_GROWTH = ["data.resolution=8", "model.width=4", "model.max_width=8", "model
 
 def test_progressive_schedule_phases_in_images():
     cfg = config_lib.resolve("pggan-mnist", ["train.fade_kimg=1", "train.stable_kimg=2"])
-    schedule = build_schedule(cfg)
+    schedule = build_schedule(cfg, images_per_step=32)
+    assert isinstance(schedule, Schedule)  # the same mechanism as CycleGAN's lr decay, extended
     expected = {0: ("stable 4", 4, 1.0, 32), 1999: ("stable 4", 4, 1.0, 32), 2000: ("fade 8", 8, 0.0, 32),
                 2250: ("fade 8", 8, 0.25, 32), 3000: ("stable 8", 8, 1.0, 32), 5500: ("fade 16", 16, 0.5, 16),
                 8000: ("fade 32", 32, 0.0, 16),
@@ -216,8 +217,13 @@ def test_progressive_schedule_phases_in_images():
         phase = schedule.phase(images)
         assert (phase.stage, phase.resolution, phase.alpha, phase.batch_size) == (stage, resolution, alpha, batch)
         assert (phase.lr_G, phase.lr_D) == (1e-3, 1e-3)
-    constant = build_schedule(config_lib.resolve("dcgan-mnist")).phase(12345)
-    assert (constant.resolution, constant.alpha, constant.batch_size, constant.lr_G) == (28, 1.0, 64, 2e-4)
+    constant = build_schedule(config_lib.resolve("dcgan-mnist"), images_per_step=64).phase(12345)
+    assert (constant.resolution, constant.alpha, constant.batch_size, constant.lr_G) == (None, 1.0, 64, 2e-4)
+    # A progressive run's lrs follow train.lr_schedule like any other run's.
+    linear = config_lib.with_overrides(cfg, ["train.lr_schedule=linear", "train.steps=100"])
+    decaying = build_schedule(linear, images_per_step=32)
+    assert decaying.phase(0).lr_G == 1e-3 and decaying.phase(3200).lr_G == 0.0
+    assert decaying.phase(2400).lr_G == pytest.approx(0.5e-3) and decaying.phase(2400).stage == "fade 8"
 
 
 def test_real_images_are_resized_and_blended_during_a_fade():
@@ -225,9 +231,9 @@ def test_real_images_are_resized_and_blended_during_a_fade():
     x8 = x.view(2, 1, 8, 4, 8, 4).mean(dim=(3, 5))  # 4x4 block means
     x4 = x.view(2, 1, 4, 8, 4, 8).mean(dim=(3, 5))
     x4_up = x4.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
-    assert torch.allclose(Phase("stable 8", 1, 1, 2, 8).real(x), x8, atol=1e-6)
-    assert torch.allclose(Phase("fade 8", 1, 1, 2, 8, alpha=0.3).real(x), 0.7 * x4_up + 0.3 * x8, atol=1e-6)
-    assert Phase("constant", 1, 1, 2, 32).real(x) is x
+    assert torch.allclose(Phase(1, 1, "stable 8", 2, 8).real(x), x8, atol=1e-6)
+    assert torch.allclose(Phase(1, 1, "fade 8", 2, 8, alpha=0.3).real(x), 0.7 * x4_up + 0.3 * x8, atol=1e-6)
+    assert Phase(1, 1, "constant", 2, 32).real(x) is x
 
 
 def test_in_memory_loader_changes_batch_size_and_resumes_exactly():

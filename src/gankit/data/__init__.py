@@ -27,4 +27,4 @@ def build_dataset(cfg):
     return DATASETS.build(cfg.name, cfg)
 
 
-from gankit.data import celeba, cifar, imagefolder, mixtures, mnist, stacked, unpaired  # noqa: E402,F401
+from gankit.data import celeba, cifar, digits, imagefolder, mixtures, mnist, stacked, unpaired  # noqa: E402,F401

@@ -8,6 +8,7 @@ count, so a checkpoint taken while workers are prefetching still resumes on the 
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,14 @@ class StreamedImages:
         return StreamLoader(self, batch_size, seed, device)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Ctrl-C and a scheduler's SIGTERM reach the whole process group. A worker that died of them
+    would fail the step the main process is finishing before its graceful stop; the main
+    process ends its workers itself (and they exit when it dies)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):  # gankit.training.stop's
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class StreamLoader:
     """`next()` -> ((B, C, H, W) float in [-1, 1] on `device`, labels or None)."""
 
@@ -122,6 +131,7 @@ class StreamLoader:
             # Its own generator: drawing the workers' seed from the global RNG would make the
             # global stream depend on when the iterator was (re)started, breaking exact resume.
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=_ignore_stop_signals,
         )
         self._batches, self._batch_size = iter(loader), batch_size
 

@@ -20,6 +20,7 @@ import torch
 
 from gankit.data import register_dataset, sources
 from gankit.data.imagefolder import cache_folder, folder_path
+from gankit.data.images import list_image_files
 from gankit.errors import GankitError
 
 DOMAIN_A, DOMAIN_B = 0, 1
@@ -36,6 +37,11 @@ def domain_folder(root: Path, split: str, domain: str) -> Path:
             return root / name
     raise GankitError(f"{root} has no {split}{domain}/ (or {domain}/) folder; unpaired data needs "
                       f"{split}A/ and {split}B/ folders of images inside data.path.")
+
+
+def one_domain(data: UnpairedImages, cfg):
+    """Both domains (`data.domain` empty), or one of them alone with its own labels (A or B)."""
+    return {"": data, "A": data.a, "B": data.b}[cfg.domain]
 
 
 @dataclass
@@ -93,8 +99,13 @@ def build_unpaired(cfg):
     root = folder_path(cfg)
     if not root.is_dir():
         raise GankitError(f"{root} is not a folder; set data.path to the folder holding trainA/ and trainB/.")
-    paths = [cache_folder(cfg, domain_folder(root, cfg.split, d), "unpaired", f"{cfg.split}{d}") for d in "AB"]
+    folders = [domain_folder(root, cfg.split, d) for d in "AB"]
+    for domain, folder in zip("AB", folders, strict=True):
+        if not list_image_files(folder):
+            raise GankitError(f"{folder} has no images, so domain {domain} is empty; unpaired data needs images "
+                              "on both sides, so add some or point data.path elsewhere.")
+    paths = [cache_folder(cfg, folder, "unpaired", f"{cfg.split}{d}") for d, folder in zip("AB", folders, strict=True)]
     a, b = (sources.load(cfg, p, None, num_classes=0) for p in paths)
     if a.shape != b.shape:
         raise GankitError(f"domains A and B have different image shapes {a.shape} and {b.shape}.")
-    return UnpairedImages(a, b)
+    return one_domain(UnpairedImages(a, b), cfg)

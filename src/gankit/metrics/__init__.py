@@ -21,6 +21,7 @@ class Metric:
 
     headline: str = ""  # the scalar that stands for the metric (best checkpoint, collapse)
     lower_is_better: dict[str, bool] = {}  # per scalar it returns: which way is better
+    min_samples: int = 2  # generated samples below which the score means nothing (a statistic needs two)
 
     def __call__(self, ev: Evaluation) -> dict[str, float]:
         raise NotImplementedError
@@ -40,11 +41,24 @@ def build_metric(name: str) -> Metric:
     return METRICS.build(name)
 
 
+def require_samples(names: list[str], n: int, what: str = "eval.num_samples") -> None:
+    """Refuse, before any sample is drawn, a sample count too small for one of the metrics."""
+    from gankit.errors import GankitError
+
+    for name in names:
+        needed = build_metric(name).min_samples
+        if n < needed:
+            raise GankitError(f"{name} needs at least {needed} generated samples, but {what} is {n}; "
+                              f"raise it to {needed} or more (thousands for scores worth comparing).")
+
+
 from gankit.metrics import (  # noqa: E402,F401
     density_coverage,
+    diversity,
     fid,
     inception_score,
     kid,
+    label_preservation,
     modes2d,
     precision_recall,
     stacked_mnist,

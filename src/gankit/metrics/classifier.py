@@ -52,7 +52,8 @@ class SmallCNN(nn.Module):
 
 
 def default_classifier_path(cache_dir: Path, data: DataConfig) -> Path:
-    return Path(cache_dir) / "classifiers" / f"{data.name}-{data.resolution}px-{data.channels}ch.pt"
+    domain = f"-{data.domain}" if data.domain else ""  # one side of an unpaired dataset: its own classes
+    return Path(cache_dir) / "classifiers" / f"{data.name}{domain}-{data.resolution}px-{data.channels}ch.pt"
 
 
 def _all_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +109,8 @@ def train_classifier(data: DataConfig, out: Path, epochs: int = 4, batch_size: i
         log(f"epoch {epoch + 1}/{epochs}  loss {loss.item():.3f}  "
             f"test accuracy {accuracy(net, test_images, test_labels, device_):.4f}")
     meta = {
-        "dataset": data.name, "resolution": data.resolution, "channels": int(train_images.shape[1]),
+        "dataset": f"{data.name}/{data.domain}" if data.domain else data.name,
+        "resolution": data.resolution, "channels": int(train_images.shape[1]),
         "num_classes": int(test_set.num_classes), "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "seed": seed, "n_train": len(train_images), "n_test": len(test_images),
         "test_accuracy": accuracy(net, test_images, test_labels, device_),
@@ -133,7 +135,7 @@ class ClassifierBackbone(Backbone):
         path = Path(path)
         if not path.is_file():
             raise GankitError(f"no classifier at {path}; train one with `gankit classifier train --data NAME` "
-                              "or set eval.classifier to its file.")
+                              "(--domain A or B for one side of unpaired data) or set eval.classifier to its file.")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             self.meta = payload["meta"]

@@ -22,6 +22,7 @@ def density_coverage(real, fake, k: int = K) -> tuple[float, float]:
 
 
 class DensityCoverage(Metric):
+    min_samples = K + 1  # each sample needs k neighbours besides itself
     backbone = "inception"
     headline = "coverage"
     lower_is_better = {"density": False, "coverage": False}

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from gankit import config as config_lib
+from gankit.checkpoint import resolve_checkpoint
 from gankit.config import DataConfig, EvalConfig
 from gankit.data.base import to_unit_range
 from gankit.errors import GankitError
-from gankit.metrics import build_metric
+from gankit.metrics import build_metric, require_samples
 from gankit.metrics.backbone import Backbone
 from gankit.metrics.stats import FeatureStats, feature_statistics
-from gankit.sampling import draw_samples, resolve_checkpoint
 from gankit.utils import append_jsonl, atomic_write
 
 # How real images become backbone input; part of the reference cache key.
@@ -113,8 +113,10 @@ class Evaluation:
     """One set of generated samples and everything metrics may ask about it, each computed once."""
 
     def __init__(self, fake: torch.Tensor, data: DataConfig, eval_cfg: EvalConfig,
-                 device: torch.device | str = "cpu", dataset=None, shared: dict | None = None):
+                 device: torch.device | str = "cpu", dataset=None, shared: dict | None = None,
+                 labels: torch.Tensor | None = None):
         self.fake = at_data_resolution(fake.float().cpu(), data)  # (N, *data_shape), G's range
+        self.labels = labels  # (N,) the class each sample should show (conditional or translated), or None
         self.data = data  # the run's data config; the reference uses eval_cfg.reference_split
         self.eval_cfg = eval_cfg
         self.device = torch.device(device)
@@ -232,7 +234,25 @@ def lower_is_better(scalar: str) -> bool:
         metric = METRICS.build(name)
         if scalar in metric.lower_is_better:
             return metric.lower_is_better[scalar]
+    if "/" in scalar:  # a translation run's per-direction score, such as kid/AtoB
+        return lower_is_better(scalar.split("/")[0])
     raise GankitError(f"'{scalar}' is not a score any metric produces; pick one such as fid, cfid, is or kid.")
+
+
+def score_sets(sets, metrics: list[str], eval_cfg: EvalConfig, device, checkpoint: str, step: int,
+               images_seen: int, source: str, dataset=None, shared: dict | None = None) -> list[dict[str, Any]]:
+    """`score_samples` over an objective's evaluation sets (one for a noise model; one per
+    direction for a translation model, whose scores are named like `kid/AtoB`)."""
+    shared = shared if shared is not None else {}
+    records = []
+    for s in sets:
+        ev = Evaluation(s.fake, s.data, eval_cfg, device, dataset=None if s.name else dataset,
+                        shared=shared.setdefault(s.name, {}), labels=s.labels)
+        for record in score_samples(ev, metrics, checkpoint, step, images_seen, source):
+            if s.name:
+                record.update(metric=f"{record['metric']}/{s.name}", direction=s.name)
+            records.append(record)
+    return records
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,11 +263,8 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
                         reference_split: str | None = None, overrides: dict[str, Any] | None = None,
                         write: bool = True) -> list[dict[str, Any]]:
     """Score a run's checkpoint; append the records to RUN_DIR/metrics.jsonl (unless write=False)."""
+    from gankit.checkpoint import load_checkpoint, load_generator
     from gankit.data import build_dataset
-    from gankit.latent import build_prior
-    from gankit.nets import build_nets
-    from gankit.training.checkpoint import load_checkpoint
-    from gankit.training.loop import pick_device
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -263,18 +280,15 @@ def evaluate_checkpoint(run_dir: Path, metrics: list[str] | None, n: int | None 
     values = config_lib.to_dict(cfg)
     values["eval"].update(changes)
     eval_cfg = config_lib.from_dict(values).eval  # checked like any config: a bad value is one sentence
-    device = pick_device(cfg.train.device)
+    loaded = load_generator(path, eval_cfg.network, payload)
     dataset = build_dataset(cfg.data)
-    if metrics is None:  # the run's own metrics, else the standard set for its kind of data
-        metrics = eval_cfg.metrics or (["modes"] if len(dataset.shape) == 1 else ["fid", "is", "kid", "pr"])
-    for name in metrics:
-        build_metric(name)  # an unknown name fails before samples are drawn
-    G = build_nets(cfg.model, dataset.shape, dataset.num_classes).G
-    G.load_state_dict(payload[eval_cfg.network])
-    G.to(device)
-    fake = draw_samples(G, build_prior(cfg.model), eval_cfg.num_samples, eval_cfg.seed, device, dataset.num_classes)
-    ev = Evaluation(fake, cfg.data, eval_cfg, device, dataset=dataset)
-    records = score_samples(ev, metrics, path.name, int(payload["step"]), int(payload["images_seen"]), "gankit eval")
+    if metrics is None:  # the run's own metrics, else the standard set for its kind of model and data
+        metrics = eval_cfg.metrics or loaded.objective.default_metrics()
+    # Also fails on an unknown name, before any sampling.
+    require_samples(metrics, eval_cfg.num_samples, "--n" if n is not None else "the run's eval.num_samples")
+    sets = loaded.objective.evaluation_sets(loaded.G, eval_cfg.num_samples, eval_cfg.seed, loaded.device)
+    records = score_sets(sets, metrics, eval_cfg, loaded.device, path.name, int(payload["step"]),
+                         int(payload["images_seen"]), "gankit eval", dataset=dataset)
     if write:
         for record in records:
             append_jsonl(run_dir / "metrics.jsonl", record)

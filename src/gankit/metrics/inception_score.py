@@ -34,6 +34,8 @@ def inception_score(logits: torch.Tensor, splits: int = SPLITS) -> tuple[float, 
 
 
 class InceptionScore(Metric):
+    min_samples = SPLITS  # one sample per split at least
+
     def __init__(self, backbone: str, scalar: str):
         self.backbone, self.headline = backbone, scalar
         self.lower_is_better = {scalar: False, f"{scalar}_std": True}

@@ -21,6 +21,7 @@ def precision_recall(real, fake, k: int = K) -> tuple[float, float]:
 
 
 class PrecisionRecall(Metric):
+    min_samples = K + 1  # each sample needs k neighbours besides itself
     backbone = "inception"
     headline = "precision"
     lower_is_better = {"precision": False, "recall": False}

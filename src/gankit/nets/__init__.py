@@ -42,6 +42,16 @@ get_model = MODELS.get
 list_models = MODELS.list
 
 
+def register_translator(builder):
+    """Mark a model builder as image-to-image: its G takes images, not noise (CycleGAN)."""
+    builder.translates = True
+    return builder
+
+
+def is_translator(name: str) -> bool:
+    return name in MODELS and getattr(MODELS.get(name), "translates", False)
+
+
 def build_nets(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     from gankit.nets.layers import INITS, apply_spectral_norm
 
@@ -76,7 +86,9 @@ def require_images(model: str, data_shape: tuple[int, ...], resolutions: tuple[i
 from gankit.nets import (  # noqa: E402,F401
     acgan,
     cgan,
+    cyclegan,
     dcgan,
+    maxout,
     mlp,
     pacgan,
     pggan,

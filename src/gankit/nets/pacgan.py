@@ -38,5 +38,6 @@ def build_pacgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets
         inner: nn.Module = DCGANDiscriminator(m * channels, resolution, cfg.width, cfg.batchnorm_D is not False)
     else:
         G = MLPGenerator(cfg.z_dim, data_shape, cfg.width, cfg.depth, bool(cfg.batchnorm_G))
-        inner = MLPDiscriminator((m * math.prod(data_shape),), cfg.width, cfg.depth, bool(cfg.batchnorm_D))
+        inner = MLPDiscriminator((m * math.prod(data_shape),), cfg.width, cfg.depth, bool(cfg.batchnorm_D),
+                                 cfg.input_scale_D)
     return Nets(G=G, D=PackedDiscriminator(inner, m))

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gankit.training.checkpoint import save_checkpoint
-from gankit.training.plots import plot_losses, scatter_points
+from gankit.checkpoint import save_checkpoint
+from gankit.grids import caption, save_samples
+from gankit.training.plots import plot_losses
 from gankit.utils import append_jsonl
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ class Hook:
 
     def on_end(self, run: Run) -> None:
         pass
+
+    def close(self) -> None:
+        """Release files and bars; called by on_end, and by train() when the loop is left by an exception."""
 
 
 def _due(step: int, every: int) -> bool:
@@ -49,20 +53,52 @@ class LossMeter:
 
     def summary(self) -> dict[str, float]:
         out = {name: (total / self.counts[name]).item() for name, total in self.sums.items()}
+        self.reset()
+        return out
+
+    def reset(self) -> None:
         self.sums.clear()
         self.counts.clear()
-        return out
+
+
+_WRITERS: dict[str, list] = {}  # log dir -> [SummaryWriter, number of hooks holding it]
+
+
+def open_writer(run_dir: Path, purge_step: int | None = None):
+    """The run's one TensorBoard writer, shared by every hook that logs to it (one event file).
+
+    `purge_step` (from the first hook to open it) hides what an earlier process logged from that
+    step on: a resumed run redoes those steps, as train() cuts stats.jsonl back to its checkpoint."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    key = str(Path(run_dir).resolve())
+    if key not in _WRITERS:
+        # `tensorboard --logdir runs` lists runs.
+        _WRITERS[key] = [SummaryWriter(log_dir=str(run_dir), purge_step=purge_step), 0]
+    _WRITERS[key][1] += 1
+    return _WRITERS[key][0]
+
+
+def release_writer(writer) -> None:
+    """Flush; the last hook to let go closes the file. A hook releases once (its close() sets its writer to None)."""
+    if writer is None:
+        return
+    writer.flush()
+    for key, entry in list(_WRITERS.items()):
+        if entry[0] is writer:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                writer.close()
+                del _WRITERS[key]
 
 
 class StatsLogger(Hook):
     """One stats.jsonl record and the same TensorBoard scalars every `every` steps."""
 
-    def __init__(self, run_dir: Path, every: int):
-        from torch.utils.tensorboard import SummaryWriter
-
+    def __init__(self, run_dir: Path, every: int, start_step: int = 0):
         self.path = run_dir / "stats.jsonl"
         self.every = every
-        self.writer = SummaryWriter(log_dir=str(run_dir))  # `tensorboard --logdir runs` lists runs
+        self.writer = open_writer(run_dir, purge_step=start_step + 1 if start_step else None)
         self.last_time = time.perf_counter()
         self.last_images: int | None = None
 
@@ -93,7 +129,11 @@ class StatsLogger(Hook):
         run.last_stats = record
 
     def on_end(self, run: Run) -> None:
-        self.writer.close()
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
 
 
 class Progress(Hook):
@@ -122,6 +162,9 @@ class Progress(Hook):
                   f"img/s {stats['img_per_s']:.0f}  ETA {_duration(eta)}", file=sys.stderr, flush=True)
 
     def on_end(self, run: Run) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.bar.close()
 
 
@@ -131,11 +174,12 @@ def _duration(seconds: float) -> str:
 
 
 class SampleGrid(Hook):
-    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png."""
+    """G_ema on fixed noise every `every` steps: samples/step-XXXXXX.png, and the same picture in TensorBoard."""
 
     def __init__(self, run_dir: Path, every: int):
         self.dir = run_dir / "samples"
         self.every = every
+        self.writer = open_writer(run_dir)
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
@@ -144,43 +188,47 @@ class SampleGrid(Hook):
     def on_end(self, run: Run) -> None:
         if not (self.dir / f"step-{run.step:06d}.png").exists():
             self.write(run)
+        self.close()
+
+    def close(self) -> None:
+        release_writer(self.writer)
+        self.writer = None
 
     def write(self, run: Run) -> Path:
+        import numpy as np
+        from PIL import Image
+
         path = self.dir / f"step-{run.step:06d}.png"
-        with torch.no_grad():
-            fake = run.G_ema(run.fixed_z, run.fixed_labels).float().cpu()
-        save_samples(fake, path, run.dataset, title=f"step {run.step}, {run.images_seen / 1000:.1f} kimg")
+        fake, labels, nrow = run.objective.preview(run.G_ema, run.preview_inputs)
+        save_samples(fake, path, run.dataset, caption(run.step, run.images_seen), labels, nrow)
+        with Image.open(path) as image:
+            self.writer.add_image("samples", np.asarray(image.convert("RGB")), run.step, dataformats="HWC")
+        self.writer.flush()
         return path
-
-
-def save_samples(fake: torch.Tensor, path: Path, dataset, title: str = "") -> None:
-    """A PNG of samples: an image grid, or a scatter over real points for 2-D data."""
-    from gankit.utils import atomic_write
-
-    if fake.dim() == 2:
-        real, _ = dataset.sample(len(fake), torch.Generator().manual_seed(0))
-        scatter_points(fake.numpy(), real.numpy(), path, title)
-        return
-    from torchvision.utils import save_image
-
-    nrow = max(1, int(len(fake) ** 0.5))
-    atomic_write(path, lambda tmp: save_image(fake, tmp, format="png", nrow=nrow, normalize=True,
-                                              value_range=(-1, 1), padding=2))
 
 
 class Checkpointer(Hook):
     """checkpoints/step-XXXXXX.pt every `every` steps, latest.pt then and at the end, and the
-    loss plot redrawn with each."""
+    loss plot redrawn with each. With `keep` > 0, only the newest `keep` step files stay;
+    latest.pt, best.pt and best-before-collapse.pt are never deleted."""
 
-    def __init__(self, run_dir: Path, every: int):
-        self.run_dir, self.every = run_dir, every
+    def __init__(self, run_dir: Path, every: int, keep: int = 0):
+        self.run_dir, self.every, self.keep = run_dir, every, keep
 
     def on_step(self, run: Run) -> None:
         if _due(run.step, self.every):
-            payload = run.checkpoint()
+            payload = run.checkpoint()  # raises NonFinite rather than return a state that is not finite
             save_checkpoint(self.run_dir / "checkpoints" / f"step-{run.step:06d}.pt", payload)
             save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", payload)
+            self.prune()
             plot_losses(self.run_dir / "stats.jsonl", self.run_dir / "plots" / "losses.png")
+
+    def prune(self) -> None:
+        # Only after both saves succeeded, so a full disk never leaves fewer good files than before.
+        if self.keep:
+            steps = sorted((self.run_dir / "checkpoints").glob("step-*.pt"))  # zero-padded: by name is by step
+            for old in steps[:-self.keep]:
+                old.unlink(missing_ok=True)
 
     def on_end(self, run: Run) -> None:
         save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", run.checkpoint())

@@ -14,8 +14,7 @@ from gankit.utils import atomic_write, read_jsonl  # noqa: E402
 
 def _last_per_step(records: list[dict]) -> list[dict]:
     # A resumed run may log a step twice (once before the crash, once after); keep the later.
-    # Event records (a schedule's phase changes) carry no losses and share a step with one that does.
-    by_step = {r["step"]: r for r in records if "event" not in r}
+    by_step = {r["step"]: r for r in records if "event" not in r}  # rollback events carry no losses
     return [by_step[s] for s in sorted(by_step)]
 
 
@@ -32,19 +31,6 @@ def plot_losses(stats_path: Path, out_path: Path) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-
-
-def scatter_points(fake, real, out_path: Path, title: str = "") -> None:
-    """2-D samples over real ones: the picture of mode coverage."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.4, label="generated")
-    ax.scatter(real[:, 0], real[:, 1], s=1, c="black", label="real")  # on top: modes stay visible
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", markerscale=4)
-    ax.set_title(title)
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
