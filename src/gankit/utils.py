@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,28 @@ def remove_temp_files(folder: Path) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, held_by_another: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive `fcntl.flock` on `path` (created if absent) for the `with` block.
+
+    The kernel drops the lock when the process dies, even by kill -9, so it never outlives its
+    holder. When another process holds it, `held_by_another()` is raised. File systems without
+    flock (some network mounts) go unlocked rather than failing."""
+    import fcntl
+
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise held_by_another() from None
+        except OSError:
+            pass
+        yield
+    finally:
+        handle.close()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

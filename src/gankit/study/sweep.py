@@ -13,8 +13,6 @@ parent-death signal), and the trial lock keeps two processes from ever training 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -31,7 +29,7 @@ from gankit import config as config_lib
 from gankit.errors import GankitError
 from gankit.study.spec import SLURM_KEYS, Spec, Trial, load_spec
 from gankit.study.trial import STATUS_FILE, read_status, run_trial
-from gankit.utils import atomic_write_text
+from gankit.utils import atomic_write_text, exclusive_lock
 
 MANIFEST = "sweep.yaml"
 LOCK = ".sweep.lock"
@@ -157,17 +155,9 @@ def check_classifiers(spec: Spec) -> None:
                               f"train it first with `gankit classifier train --data {data['name']}`.")
 
 
-@contextlib.contextmanager
 def sweep_lock(folder: Path):
-    handle = open(folder / LOCK, "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GankitError(f"another `gankit sweep` is running {folder}; wait for it to end, or stop it.") from None
-        yield
-    finally:
-        handle.close()
+    return exclusive_lock(folder / LOCK, lambda: GankitError(
+        f"another `gankit sweep` is running {folder}; wait for it to end, or stop it."))
 
 
 def prepare_trials(spec: Spec, folder: Path) -> None:

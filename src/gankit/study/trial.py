@@ -9,8 +9,6 @@ RUN_DIR/sweep-status.json, which is what a restarted sweep trusts.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import sys
@@ -18,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gankit.utils import atomic_write_text, read_jsonl
+from gankit.utils import atomic_write_text, exclusive_lock, read_jsonl
 
 STATUS_FILE = "sweep-status.json"
 LOCK_FILE = ".trial.lock"
@@ -44,20 +42,11 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, GankitError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
-@contextlib.contextmanager
 def trial_lock(run_dir: Path):
-    """Held while the trial trains, so a second sweep process cannot train the same run at once."""
-    handle = open(run_dir / LOCK_FILE, "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"{run_dir} is being trained by another process") from None
-        except OSError:
-            pass  # some network file systems have no flock; the sweep's own lock still guards
-        yield
-    finally:
-        handle.close()
+    """Held while the trial trains, so a second sweep process cannot train the same run at once
+    (where the file system has no flock, the sweep's own lock still guards)."""
+    return exclusive_lock(run_dir / LOCK_FILE,
+                          lambda: RuntimeError(f"{run_dir} is being trained by another process"))
 
 
 def _keep_until(path: Path, step: int, step_of) -> None:
