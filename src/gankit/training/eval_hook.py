@@ -35,7 +35,7 @@ from gankit.training.hooks import Hook, open_writer, release_writer
 from gankit.utils import append_jsonl, atomic_write, read_jsonl
 
 if TYPE_CHECKING:
-    from gankit.training.loop import Run
+    from gankit.training.run import Run
 
 
 class CollapseDetector:

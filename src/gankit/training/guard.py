@@ -27,7 +27,7 @@ from gankit.training.hooks import Hook, _due
 from gankit.utils import append_jsonl, truncate_jsonl
 
 if TYPE_CHECKING:
-    from gankit.training.loop import Run
+    from gankit.training.run import Run
 
 
 class NonFinite(Exception):

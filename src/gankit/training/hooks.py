@@ -20,7 +20,7 @@ from gankit.training.plots import plot_losses
 from gankit.utils import append_jsonl
 
 if TYPE_CHECKING:
-    from gankit.training.loop import Run
+    from gankit.training.run import Run
 
 
 class Hook:

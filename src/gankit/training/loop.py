@@ -12,160 +12,34 @@ does. Earlier D updates (train.discriminator_steps > 1) make their fakes without
 
 from __future__ import annotations
 
-import copy
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from gankit import config as config_lib
 from gankit.augment import build_augment
-from gankit.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, load_weights, restore_rng
+from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.config import Config
-from gankit.data import build_dataset
 from gankit.errors import GankitError, Stopped
-from gankit.losses import Objective, build_objective
-from gankit.nets import Nets, build_nets
+from gankit.nets import Nets
 from gankit.penalties import build_penalties
 from gankit.training.distributed import (
     Engine,
     ForgetLosses,
     MeanOverRanks,
     finish,
-    main_first,
     run_lock_of_main,
 )
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
-from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite, check_finite
-from gankit.training.hooks import Checkpointer, Hook, LossMeter, Progress, SampleGrid, StatsLogger
+from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite
+from gankit.training.hooks import Checkpointer, Hook, Progress, SampleGrid, StatsLogger
 from gankit.training.resuming import NOT_RESUMABLE, check_data_shape, check_same_run, keep_old_config
-from gankit.training.schedule import Schedule
-from gankit.training.stop import GracefulStop, StopFlag
+from gankit.training.run import Run, build_run
+from gankit.training.stop import GracefulStop
 from gankit.utils import remove_temp_files, truncate_jsonl
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(name: str, params, lr: float, betas: list[float]) -> torch.optim.Optimizer:
-    if name == "rmsprop":  # WGAN (Arjovsky 2017) found momentum-based optimizers unstable
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
-
-
-@dataclass
-class Run:
-    """Everything a hook may read or save about the run in progress."""
-
-    cfg: Config
-    run_dir: Path
-    dataset: Any
-    loader: Any
-    G: nn.Module
-    D: nn.Module
-    G_ema: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    objective: Objective  # makes each step's batch, the sample grids and the samples metrics score
-    schedule: Schedule  # lr (and, later, resolution or batch size) as a function of images seen
-    device: torch.device
-    noise: torch.Generator  # draws every z, so resuming restores the noise stream exactly
-    preview_inputs: dict[str, torch.Tensor]  # what G_ema sees in every sample grid (fixed noise, test images)
-    images_per_step: int
-    step: int = 0
-    images_seen: int = 0
-    images_seen_at_start: int = 0
-    seconds_before: float = 0.0  # training time spent before this process (resumed runs)
-    started: float = field(default_factory=time.perf_counter)
-    meter: LossMeter = field(default_factory=LossMeter)
-    last_stats: dict | None = None
-    stop: StopFlag = field(default_factory=StopFlag)  # set by a signal: the loop ends after the current step
-    rollbacks: int = 0  # divergence rollbacks so far (train.max_rollbacks caps them)
-    engine: Engine = field(default_factory=Engine)  # this process's rank, device, DDP and precision
-
-    def seconds(self) -> float:
-        return self.seconds_before + time.perf_counter() - self.started
-
-    def checkpoint(self) -> dict[str, Any]:
-        check_finite(self)  # raises NonFinite: a checkpoint is never written from a diverged state
-        return {
-            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "objective": self.objective.state_dict(), "schedule": self.schedule.state_dict(),
-            "step": self.step, "images_seen": self.images_seen, "seconds": self.seconds(),
-            "rng": {**capture_rng(), "noise": self.noise.get_state(), "data": self.loader.state_dict()},
-            "config": config_lib.to_dict(self.cfg),
-            # So that sampling needs neither the dataset on disk nor a rebuild of it.
-            "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
-            "rollbacks": self.rollbacks,
-            # Every rank draws the same streams and keeps its rows (gankit.ranks), so rank 0's RNG
-            # states and data position are every rank's; the world size tells a resume whether they fit.
-            **self.engine.checkpoint_state(),
-        }
-
-    def restore(self, payload: dict[str, Any]) -> None:
-        for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
-            load_weights(getattr(self, key), payload[key], key)
-        # The optimizer state brings back the rates it was saved with; the config (which resume
-        # overrides and rollbacks change) decides them.
-        t = self.cfg.train
-        for opt, lr in ((self.opt_G, t.lr_G), (self.opt_D, t.lr_D)):
-            for group in opt.param_groups:
-                group["lr"] = lr
-                if "betas" in group:
-                    group["betas"] = tuple(t.betas)
-        self.objective.load_state_dict(payload.get("objective", {}))
-        # Rebuilt from the config too: a rollback halves the rates the schedule applies each step.
-        self.schedule = Schedule(t, self.images_per_step)
-        self.schedule.load_state_dict(payload.get("schedule", {}))
-        self.rollbacks = int(payload.get("rollbacks", 0))
-        self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
-        self.images_seen_at_start = self.images_seen
-        self.seconds_before = float(payload.get("seconds", 0.0))
-        restore_rng(payload["rng"])
-        self.noise.set_state(payload["rng"]["noise"])
-        self.loader.load_state_dict(payload["rng"]["data"])
-        self.engine.restore(payload)
-
-
-def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None,
-              engine: Engine | None = None) -> Run:
-    """Networks, optimizers, data and fixed noise for `cfg`, initialised from its seed.
-
-    `dataset` replaces `cfg.data`'s dataset (benchmarks time a model on stand-in tensors).
-    Every rank of a multi-process run builds the same, from the same seed."""
-    engine = engine or Engine(device=device, precision=cfg.train.precision)
-    seed_everything(cfg.train.seed)
-    dataset = dataset if dataset is not None else main_first(lambda: build_dataset(cfg.data))
-    cfg = config_lib.steps_from_epochs(cfg, dataset)  # train.epochs, when set, counted over this dataset
-    nets = build_nets(cfg.model, dataset.shape, dataset.num_classes)
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
-    G = engine.prepare(nets.G.to(device, memory_format=memory_format))
-    D = engine.prepare(nets.D.to(device, memory_format=memory_format))
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = make_optimizer(cfg.train.optimizer, G.parameters(), cfg.train.lr_G, cfg.train.betas)
-    opt_D = make_optimizer(cfg.train.optimizer, D.parameters(), cfg.train.lr_D, cfg.train.betas)
-    objective = build_objective(cfg, dataset.shape, dataset.num_classes)
-    images_per_step = cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps
-    return Run(
-        cfg=cfg, run_dir=run_dir, dataset=dataset,
-        loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device, engine.ranks),
-        G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
-        objective=objective, schedule=Schedule(cfg.train, images_per_step), device=device,
-        noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
-        preview_inputs=objective.preview_inputs(dataset, cfg.train.grid_samples, cfg.train.seed + 1, device),
-        images_per_step=images_per_step, engine=engine,
-    )
 
 
 def default_hooks(run: Run) -> list[Hook]:
