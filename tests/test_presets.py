@@ -54,7 +54,8 @@ def test_preset_trains_two_steps_or_names_its_missing_data(preset, datasets, tmp
         # files to put where under data.root, and nothing written there.
         message = str(exc)
         assert "\n" not in message and _normalise(cfg.data.name) in _normalise(message), message
-        # Folder datasets (CycleGAN's unpaired A/B) are found by data.path, the others under data.root.
+        # Folder datasets (CycleGAN's unpaired A/B, a folder of one's own images) are found by
+        # data.path, the others under data.root.
         assert (cfg.data.path and "data.path" in message or str(tmp_path / "data") in message), message
         assert "put" in message, message
         assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.*"))
@@ -70,7 +71,7 @@ def test_every_issue_preset_exists():
     wanted = """gan-ring8 wgan-ring8 wgan-gp-ring8 veegan-ring8 gan-grid25 wgan-gp-grid25 pacgan-grid25
     dcgan-mnist lsgan-mnist wgan-mnist wgan-gp-mnist wgan-div-mnist hinge-mnist cgan-mnist acgan-mnist
     dcgan-cifar10 wgan-cifar10 wgan-gp-cifar10 sngan-cifar10 sngan-projection-cifar10
-    dcgan-celeba wgan-celeba sagan-celeba""".split()
+    dcgan-celeba wgan-celeba sagan-celeba pggan-celeba pggan-mnist pggan-imagefolder""".split()
     assert set(wanted) <= set(PRESETS)
     for name, description in config_lib.list_presets():
         assert description and "\n" not in description, name

@@ -20,8 +20,11 @@ def _state(path):
 
 def _assert_identical(a, b):
     for key in ("G", "D", "G_ema"):
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+        for name, value in a[key].items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, b[key][name]), f"{key}.{name} differs"
+            else:  # a module's extra state, such as PGGAN's (resolution, alpha)
+                assert value == b[key][name], f"{key}.{name} differs"
     for key in ("opt_G", "opt_D"):
         for pid, state in a[key]["state"].items():
             for name, value in state.items():

@@ -87,6 +87,7 @@ class ModelConfig:
     maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
     input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
+    max_width: int = 512  # pggan: channel cap of the low-resolution blocks (width doubles per halving up to it)
     resnet_blocks: int = 0  # cyclegan: residual blocks in each G; 0 = the paper's (9 at 256 px and up, else 6)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ class ModelConfig:
         _check(self.truncation > 0, f"model.truncation must be positive, not {self.truncation}.")
         _check(self.init in ("auto", "dcgan", "orthogonal", "kaiming"),
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
+        _check(self.max_width > 0, f"model.max_width must be positive, not {self.max_width}.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
         for key in ("width_D", "depth_D"):
             _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
@@ -111,8 +113,9 @@ class LossConfig:
     name: str = "nonsaturating"  # loss registry name: the D objective, and G's unless `generator` names another
     generator: str = ""  # G's objective when it differs from D's (seed 001's -cg); "" = the same as `name`
     clip: float = 0.01  # wasserstein: clip every D weight to [-clip, clip] after each D step; 0 = off
-    penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1
+    penalties: list[str] = field(default_factory=list)  # penalty registry names: gp, div, r1, drift
     gp_weight: float = 10.0  # gp: lambda of WGAN-GP (Gulrajani 2017)
+    drift_weight: float = 0.001  # drift: epsilon of PGGAN's eps * D(x_real)^2 (Karras 2018, app. A.1)
     div_k: float = 2.0  # div: k of WGAN-div (Wu 2018)
     div_p: float = 6.0  # div: p of WGAN-div, the power of the gradient norm
     r1_gamma: float = 10.0  # r1: gamma of R1 (Mescheder 2018); the term is gamma/2 * |grad|^2
@@ -126,7 +129,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _check(self.clip >= 0, f"loss.clip must be 0 or more, not {self.clip}.")
-        for key in ("gp_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight",
+        for key in ("gp_weight", "drift_weight", "div_k", "div_p", "r1_gamma", "r1_every", "aux_weight", "recon_weight",
                     "cycle_weight", "identity_weight", "pool_size"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be 0 or more, not {getattr(self, key)}.")
         _check(self.recon_std > 0, f"loss.recon_std must be positive, not {self.recon_std}.")
@@ -147,6 +150,10 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | linear: constant, then to 0 over the run's last lr_decay_fraction
     lr_decay_fraction: float = 0.5  # linear: fraction of the run's images over which lr falls to 0 (CycleGAN: 0.5)
     ema_halflife_kimg: float = 10.0  # G_ema half-life in thousands of images; 0 = copy of G
+    schedule: str = "constant"  # how the phase changes with images seen: constant | progressive (PGGAN growth)
+    fade_kimg: float = 800.0  # progressive: thousands of images over which each new block fades in
+    stable_kimg: float = 800.0  # progressive: thousands of images at each resolution after its fade (and at 4 px)
+    batch_per_resolution: dict[int, int] = field(default_factory=dict)  # progressive: px -> batch; {} = batch_size
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     channels_last: bool = True  # conv memory format; 7-12% faster on CPU here
@@ -181,6 +188,14 @@ class TrainConfig:
                "train.betas must be two numbers in [0, 1), such as [0.5, 0.999].")
         _check(self.epochs >= 0, f"train.epochs must be 0 (use train.steps) or more, not {self.epochs}.")
         _check(self.ema_halflife_kimg >= 0, "train.ema_halflife_kimg must be 0 or more.")
+        _check(self.schedule in ("constant", "progressive"),
+               f"train.schedule must be constant or progressive, not '{self.schedule}'.")
+        for key in ("fade_kimg", "stable_kimg"):
+            _check(getattr(self, key) > 0, f"train.{key} must be a positive number of thousands of images, "
+                                           f"not {getattr(self, key)}.")
+        bad = {r: b for r, b in self.batch_per_resolution.items() if r < 4 or r & (r - 1) or b <= 0}
+        _check(not bad, f"train.batch_per_resolution maps powers of two from 4 px to positive batch sizes, "
+                        f"not {bad}.")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                f"train.device must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
         _check(self.on_divergence in ("stop", "rollback"),
@@ -233,6 +248,18 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.schedule != "progressive":
+            return
+        # Checked here, where both sections are known, so `--dry-run` catches them too.
+        r = self.data.resolution
+        _check(r >= 8 and not r & (r - 1), f"train.schedule=progressive grows by doubling from 4 px, so "
+                                           f"data.resolution must be a power of two from 8, not {r}.")
+        missing = [s for s in (4 * 2**i for i in range(r.bit_length() - 2)) if s not in self.train.batch_per_resolution]
+        _check(not self.train.batch_per_resolution or not missing,
+               f"train.batch_per_resolution has no batch size for {missing[0] if missing else 0} px; give one for "
+               f"every resolution from 4 to {r} px, or leave it empty to use train.batch_size.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,11 +355,13 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], delta: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     out = dict(base)
     for key, value in delta.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        # Sections (data, model, ...) merge key by key; a mapping value such as
+        # train.batch_per_resolution is one setting, replaced whole.
+        if depth == 0 and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, depth + 1)
         else:
             out[key] = value
     return out

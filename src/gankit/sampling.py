@@ -102,6 +102,8 @@ def load_sampler(run_dir: Path, checkpoint: str = "latest", network: str = "G_em
                           "them from noise; use `gankit translate` on it.")
     load_weights(G, payload[network], f"{network} in {path}")
     G.to(device).eval()
+    if len(shape) == 3 and hasattr(G, "set_phase"):  # a growing G (PGGAN) draws at its checkpoint's resolution
+        shape = (shape[0], G.resolution, G.resolution)
     prior = build_prior(cfg.model) if truncation is None else TruncatedNormalPrior(cfg.model.z_dim, truncation)
     return Sampler(G, prior, device, shape, num_classes, cfg, payload)
 

@@ -90,14 +90,18 @@ class InMemoryLoader:
         self.position = 0
         self.order = torch.randperm(len(data), generator=self.generator)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.position + self.batch_size > len(self.order):
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next `batch_size` images (default: the loader's); the size may change between calls
+        (PGGAN's per-resolution batch), and the position, counted in images, stays exact."""
+        batch_size = batch_size or self.batch_size
+        require_batch(len(self.order), batch_size)
+        if self.position + batch_size > len(self.order):
             # Drop the ragged tail: every batch has the same size, as BatchNorm prefers.
             self.order = torch.randperm(len(self.order), generator=self.generator)
             self.position = 0
             self.epoch += 1
-        index = self.ranks.take(self.order[self.position:self.position + self.batch_size]).to(self.device)
-        self.position += self.batch_size
+        index = self.ranks.take(self.order[self.position:self.position + batch_size]).to(self.device)
+        self.position += batch_size
         images = to_unit_range(self.images.index_select(0, index))  # (B, C, H, W) in [-1, 1]
         labels = self.labels.index_select(0, index) if self.labels is not None else None
         return images, labels
@@ -125,8 +129,9 @@ class SampledLoader:
         self.draw, self.batch_size, self.device, self.ranks = draw, batch_size, device, ranks
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, labels = self.draw(self.batch_size, self.generator)  # the global batch: the stream stays in step
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # The global batch, so the stream stays in step on every rank; each keeps its rows.
+        x, labels = self.draw(batch_size or self.batch_size, self.generator)
         x, labels = self.ranks.take(x), self.ranks.take(labels)
         return x.to(self.device), (labels.to(self.device) if labels is not None else None)
 

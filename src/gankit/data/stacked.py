@@ -60,8 +60,8 @@ class StackedLoader:
         self.batch_size, self.device, self.ranks = batch_size, device, ranks
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(len(self.digits), (self.batch_size, 3), generator=self.generator)
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(len(self.digits), (batch_size or self.batch_size, 3), generator=self.generator)
         index = self.ranks.take(index).to(self.device)
         images, labels = stack(self.digits, self.digit_labels, index)
         return to_unit_range(images), labels  # (B, 3, R, R) in [-1, 1], (B,) in [0, 1000)

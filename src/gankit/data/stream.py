@@ -1,8 +1,8 @@
 """Datasets too large for memory: batches stream from the HDF5 cache through a torch DataLoader.
 
-The order of batches is a pure function of (seed, number of batches already consumed): epoch e
-is the permutation drawn from numpy's SeedSequence([seed, e]). The loader's state is that one
-count, so a checkpoint taken while workers are prefetching still resumes on the exact next batch.
+The order of batches is a pure function of (seed, epoch, images already consumed in it): epoch e
+is the permutation drawn from numpy's SeedSequence([seed, e]). The loader's state is that pair,
+so a checkpoint taken while workers are prefetching still resumes on the exact next batch.
 """
 
 from __future__ import annotations
@@ -30,23 +30,24 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class EpochBatchSampler:
-    """Endless batches of indices, epoch after epoch, starting after `start` consumed batches.
+    """Endless batches of indices, epoch after epoch, from `start` = (epoch, images consumed in it).
 
     Each epoch drops its ragged tail, so every batch has the same size, as BatchNorm prefers.
     Under several processes each yields only its rows of the global batch, so a rank reads
     from disk only the images it trains on.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0, ranks: Ranks = SINGLE):
+    def __init__(self, n: int, batch_size: int, seed: int, start: tuple[int, int] = (0, 0),
+                 ranks: Ranks = SINGLE):
         self.n, self.batch_size, self.seed, self.start, self.ranks = n, batch_size, seed, start, ranks
-        self.per_epoch = n // batch_size
 
     def __iter__(self):
-        epoch, position = divmod(self.start, self.per_epoch)
+        epoch, position = self.start
         while True:
             order = epoch_order(self.n, self.seed, epoch)
-            for b in range(position, self.per_epoch):
-                yield self.ranks.take(order[b * self.batch_size:(b + 1) * self.batch_size]).tolist()
+            while position + self.batch_size <= self.n:
+                yield self.ranks.take(order[position:position + self.batch_size]).tolist()
+                position += self.batch_size
             epoch, position = epoch + 1, 0
 
 
@@ -123,12 +124,13 @@ class StreamLoader:
         ranks.rows(batch_size)
         self.ranks = ranks
         self.data, self.batch_size, self.seed, self.device = data, batch_size, seed, torch.device(device)
-        self.consumed = 0  # batches handed to training so far: the whole position
-        self._batches = None
+        # The whole position, in images, so it stays exact when the batch size changes (PGGAN).
+        self.epoch, self.position = 0, 0
+        self._batches, self._batch_size = None, batch_size  # the prefetching iterator and its batch size
 
-    def _start(self) -> None:
+    def _start(self, batch_size: int) -> None:
         workers = default_workers(self.data.num_workers)
-        sampler = EpochBatchSampler(len(self.data), self.batch_size, self.seed, self.consumed, self.ranks)
+        sampler = EpochBatchSampler(len(self.data), batch_size, self.seed, (self.epoch, self.position), self.ranks)
         loader = torch.utils.data.DataLoader(
             H5Images(self.data.path, self.data.labels), batch_sampler=sampler, collate_fn=_whole_batch,
             num_workers=workers, pin_memory=self.device.type == "cuda",
@@ -138,22 +140,29 @@ class StreamLoader:
             generator=torch.Generator().manual_seed(self.seed),
             worker_init_fn=_ignore_stop_signals,
         )
-        self._batches = iter(loader)
+        self._batches, self._batch_size = iter(loader), batch_size
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self._batches is None:
-            self._start()
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size = batch_size or self.batch_size
+        if self._batches is None or batch_size != self._batch_size:
+            require_batch(len(self.data), batch_size)
+            self._start(batch_size)  # batches prefetched at the old size are dropped, not consumed
         images, labels = next(self._batches)
-        self.consumed += 1
+        if self.position + batch_size > len(self.data):
+            self.epoch, self.position = self.epoch + 1, 0
+        self.position += batch_size
         images = to_unit_range(images.to(self.device, non_blocking=True))
         labels = labels.to(self.device, non_blocking=True) if labels is not None else None
         return images, labels
 
     def state_dict(self) -> dict:
-        return {"consumed": self.consumed, "seed": self.seed}
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        self.consumed = int(state["consumed"])
+        if "consumed" in state:  # checkpoints before per-call batch sizes counted whole batches
+            epoch, batch = divmod(int(state["consumed"]), len(self.data) // self.batch_size)
+            state = {**state, "epoch": epoch, "position": batch * self.batch_size}
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.seed = int(state["seed"])
         self._batches = None  # the prefetched batches belong to the old position
 

@@ -67,23 +67,30 @@ class UnpairedLoader:
 
     def __init__(self, data: UnpairedImages, batch_size: int, seed: int, device: torch.device,
                  ranks: Ranks = SINGLE):
+        self.batch_size, self.device, self.ranks = batch_size, device, ranks
+        half = self._half(batch_size)
+        self.a = data.a.loader(half, seed, device, ranks)
+        self.b = data.b.loader(half, seed + 1, device, ranks)  # another order than A's, even for equal sizes
+
+    def _half(self, batch_size: int) -> int:
+        """Each domain's share of a global batch; refuses sizes that break the half-A, half-B split."""
         if batch_size % 2:
             raise GankitError(f"unpaired batches are half A, half B, so train.batch_size must be even, "
                               f"not {batch_size}.")
-        half = batch_size // 2
         # Each rank takes its rows of each half, so every rank's batch is still half A, half B.
-        if half % ranks.world_size:
-            raise GankitError(f"unpaired batches are half A, half B on each of {ranks.world_size} processes, so "
-                              f"train.batch_size must be a multiple of {2 * ranks.world_size}, not {batch_size}.")
-        self.a = data.a.loader(half, seed, device, ranks)
-        self.b = data.b.loader(half, seed + 1, device, ranks)  # another order than A's, even for equal sizes
-        local = half // ranks.world_size
-        self.labels = torch.tensor([DOMAIN_A] * local + [DOMAIN_B] * local, device=device)
+        world = self.ranks.world_size
+        if (batch_size // 2) % world:
+            raise GankitError(f"unpaired batches are half A, half B on each of {world} processes, so "
+                              f"train.batch_size must be a multiple of {2 * world}, not {batch_size}.")
+        return batch_size // 2
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        real_a, _ = self.a.next()
-        real_b, _ = self.b.next()
-        return torch.cat([real_a, real_b]), self.labels  # (B, C, H, W), (B,) domain labels
+    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        half = self._half(batch_size or self.batch_size)
+        real_a, _ = self.a.next(half)
+        real_b, _ = self.b.next(half)
+        local = half // self.ranks.world_size
+        labels = torch.tensor([DOMAIN_A] * local + [DOMAIN_B] * local, device=self.device)
+        return torch.cat([real_a, real_b]), labels  # (B, C, H, W), (B,) domain labels
 
     def state_dict(self) -> dict:
         return {"a": self.a.state_dict(), "b": self.b.state_dict()}

@@ -87,10 +87,12 @@ class Objective:
 
     def make_batch(self, nets: Nets, real: torch.Tensor, labels: torch.Tensor | None,
                    noise: torch.Generator, phase=None) -> Batch:
-        """Fakes for one real batch; conditional fakes carry the real batch's labels.
+        """Fakes for one real batch; conditional fakes carry the real batch's labels. The real batch
+        is first brought to the phase's resolution (and fade blend): a no-op unless PGGAN grows.
 
         Under several processes every rank draws the global batch's z and keeps its rows (the
         real batch is this rank's rows), so the noise stream stays in step and ranks' z differ."""
+        real = phase.real(real) if phase is not None else real
         z = draw_share(lambda n: self.prior.sample(n, noise, real.device), len(real))  # (len(real), z_dim)
         return Batch(real=real, fake=nets.G(z, labels), z=z, labels=labels)
 

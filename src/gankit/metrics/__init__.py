@@ -62,4 +62,5 @@ from gankit.metrics import (  # noqa: E402,F401
     modes2d,
     precision_recall,
     stacked_mnist,
+    swd,
 )

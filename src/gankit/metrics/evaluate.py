@@ -101,13 +101,21 @@ def load_or_compute_reference(data: DataConfig, backbone: Backbone, n: int, cach
     return Reference(features["pool"], features["logits"], stats, key)
 
 
+def at_data_resolution(fake: torch.Tensor, data: DataConfig) -> torch.Tensor:
+    """A growing G's (PGGAN's) samples below the data resolution, nearest-upsampled to it: scored
+    as the picture it would show at full size, so scores before and after a growth compare."""
+    if fake.dim() != 4 or fake.shape[-1] >= data.resolution:
+        return fake
+    return torch.nn.functional.interpolate(fake, size=(data.resolution, data.resolution), mode="nearest")
+
+
 class Evaluation:
     """One set of generated samples and everything metrics may ask about it, each computed once."""
 
     def __init__(self, fake: torch.Tensor, data: DataConfig, eval_cfg: EvalConfig,
                  device: torch.device | str = "cpu", dataset=None, shared: dict | None = None,
                  labels: torch.Tensor | None = None):
-        self.fake = fake.float().cpu()  # (N, *data_shape), G's range
+        self.fake = at_data_resolution(fake.float().cpu(), data)  # (N, *data_shape), G's range
         self.labels = labels  # (N,) the class each sample should show (conditional or translated), or None
         self.data = data  # the run's data config; the reference uses eval_cfg.reference_split
         self.eval_cfg = eval_cfg

@@ -91,6 +91,7 @@ from gankit.nets import (  # noqa: E402,F401
     maxout,
     mlp,
     pacgan,
+    pggan,
     sagan,
     sngan,
     sngan_projection,

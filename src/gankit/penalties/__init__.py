@@ -3,7 +3,7 @@
 A penalty is an object with a `weight` and an `every` (in training steps); the loop calls
 `penalty(nets, batch, step)` for every D batch and adds the named terms it returns (none on
 steps it skips). Keeping penalties apart from losses lets any loss take any penalty:
-WGAN-GP is `loss.name=wasserstein loss.clip=0 loss.penalties=[gp]`.
+WGAN-GP is `loss.name=wasserstein loss.clip=0 loss.penalties=[gp]`, and PGGAN's loss adds `drift`.
 
 Penalties that need random numbers draw them from the global torch RNG, whose state every
 checkpoint saves, so a resumed run draws the same numbers as one that never stopped. Under
@@ -89,4 +89,4 @@ def build_penalties(cfg) -> list[Penalty]:
     return [PENALTIES.build(name, cfg) for name in cfg.penalties]
 
 
-from gankit.penalties import div, gp, r1  # noqa: E402,F401
+from gankit.penalties import div, drift, gp, r1  # noqa: E402,F401

@@ -216,7 +216,10 @@ class NetDDP(DistributedDataParallel):
 
     def __init__(self, net: nn.Module, device: torch.device):
         super().__init__(_Calls(net), device_ids=[device.index] if device.type == "cuda" else None,
-                         forward_sync_buffers=False)  # Engine.sync_buffers broadcasts them once per step
+                         forward_sync_buffers=False,  # Engine.sync_buffers broadcasts them once per step
+                         # A growing net (PGGAN) leaves the blocks above its current resolution out of
+                         # the graph; DDP must look for them each step instead of waiting for them.
+                         find_unused_parameters=hasattr(net, "set_phase"))
 
     def __getattr__(self, name: str) -> Any:
         try:

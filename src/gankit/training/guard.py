@@ -24,6 +24,7 @@ from gankit import config as config_lib
 from gankit.checkpoint import load_checkpoint
 from gankit.errors import Diverged
 from gankit.training.hooks import Hook, _due
+from gankit.training.schedule import build_schedule
 from gankit.utils import append_jsonl, truncate_jsonl
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _named_tensors(run: Run) -> dict[str, torch.Tensor]:
     tensors = {f"loss {name}": total for name, total in run.meter.sums.items()}
     for net in ("G", "D", "G_ema"):
         for name, tensor in getattr(run, net).state_dict().items():
-            if tensor.is_floating_point():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():  # not PGGAN's phase (extra state)
                 tensors[f"{net} weight {name}"] = tensor
     return tensors
 
@@ -104,6 +105,8 @@ class DivergencePolicy:
             payload = torch.load(io.BytesIO(self.initial), map_location="cpu", weights_only=True)
         lr_G, lr_D = t.lr_G / 2, t.lr_D / 2
         run.cfg = dataclasses.replace(run.cfg, train=dataclasses.replace(t, lr_G=lr_G, lr_D=lr_D))
+        # The schedule's lrs derive from the config: rebuilt, it keeps the halved rates every step.
+        run.schedule = build_schedule(run.cfg, run.schedule.images_per_step)
         run.restore(payload)  # sets the halved rates in the optimizers' param groups
         run.meter.reset()  # its sums hold the non-finite losses
         run.rollbacks = rollbacks

@@ -55,6 +55,7 @@ def default_hooks(run: Run) -> list[Hook]:
         StatsLogger(run.run_dir, t.log_every, run.step),
         Progress(t.steps, run.step, t.log_every),
         SampleGrid(run.run_dir, t.sample_every),
+        *run.schedule.hooks(run),  # PGGAN: phase changes in stats.jsonl, samples/res-XX.png
         Evaluator(run),  # eval.metrics every eval.every_kimg; best.pt; collapse detection
         Checkpointer(run.run_dir, t.checkpoint_every, t.keep_checkpoints),
     ]
@@ -64,15 +65,17 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
     cfg = run.cfg.train
     engine = run.engine  # DDP, no_sync and precision; each rank works on its rows of the global batch
     objective = run.objective
-    ema = EMA(cfg.ema_halflife_kimg, cfg.batch_size * cfg.gradient_accumulation)
+    ema = EMA(cfg.ema_halflife_kimg)
     augment: nn.Module = build_augment(cfg, run.dataset.shape)  # nn.Identity() unless train.augment
     penalties = engine.scale_penalties(build_penalties(run.cfg.loss))  # [] unless loss.penalties names some
     # The objective calls these wrapped networks, so G's gradient syncs though G runs in make_batch.
     nets = engine.wrap(Nets(G=run.G.train(), D=run.D.train()))
 
     while run.step < cfg.steps and not run.stop.requested:
-        phase = run.schedule.phase(run.images_seen)
-        phase.apply(run.opt_G, run.opt_D)
+        # The phase of this step (a function of images seen): lrs; PGGAN's resolution, alpha, batch.
+        run.phase = phase = run.schedule.phase(run.images_seen)
+        phase.apply(run.opt_G, run.opt_D, run.G, run.D, run.G_ema)
+        images_before = run.images_seen
 
         # Discriminator phase: D learns to tell real batches from G's current fakes. Only the last
         # D update's fakes keep their graph: G's update below reuses them.
@@ -83,7 +86,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
             for r in range(cfg.gradient_accumulation):
                 # G's round too: DDP decides at G's forward (here) whether G's backward all-reduces.
                 with engine.round(nets.G, nets.D, last=r + 1 == cfg.gradient_accumulation):
-                    real, labels = run.loader.next()  # this rank's rows of the global batch
+                    real, labels = run.loader.next(phase.batch_size)  # this rank's rows of the global batch
                     with torch.set_grad_enabled(d_step == cfg.discriminator_steps - 1):
                         batch = objective.make_batch(nets, real, labels, run.noise, phase)
                     d_batch = batch.detached().augmented(augment)
@@ -110,7 +113,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         del kept, batch, rounds  # free G's graph before the hooks run
         engine.step(run.opt_G, "G")
         engine.sync_buffers()  # BatchNorm statistics: rank 0's on every rank, so EMA and checkpoints agree
-        ema.update(run.G_ema, run.G)
+        ema.update(run.G_ema, run.G, run.images_seen - images_before)  # half-life in logged images
 
         run.step += 1
         for hook in hooks:

@@ -27,7 +27,7 @@ from gankit.nets import build_nets
 from gankit.training.distributed import Engine, main_first
 from gankit.training.guard import check_finite
 from gankit.training.hooks import LossMeter
-from gankit.training.schedule import Schedule
+from gankit.training.schedule import Phase, Schedule, build_schedule
 from gankit.training.stop import StopFlag
 
 
@@ -57,7 +57,7 @@ class Run:
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     objective: Objective  # makes each step's batch, the sample grids and the samples metrics score
-    schedule: Schedule  # lr (and, later, resolution or batch size) as a function of images seen
+    schedule: Schedule  # lrs (and PGGAN's resolution, fade-in alpha, batch size) as a function of images seen
     device: torch.device
     noise: torch.Generator  # draws every z, so resuming restores the noise stream exactly
     preview_inputs: dict[str, torch.Tensor]  # what G_ema sees in every sample grid (fixed noise, test images)
@@ -69,6 +69,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     meter: LossMeter = field(default_factory=LossMeter)
     last_stats: dict | None = None
+    phase: Phase | None = None  # of the step in progress (or last taken): resolution, alpha, batch, lrs
     stop: StopFlag = field(default_factory=StopFlag)  # set by a signal: the loop ends after the current step
     rollbacks: int = 0  # divergence rollbacks so far (train.max_rollbacks caps them)
     engine: Engine = field(default_factory=Engine)  # this process's rank, device, DDP and precision
@@ -106,7 +107,7 @@ class Run:
                     group["betas"] = tuple(t.betas)
         self.objective.load_state_dict(payload.get("objective", {}))
         # Rebuilt from the config too: a rollback halves the rates the schedule applies each step.
-        self.schedule = Schedule(t, self.images_per_step)
+        self.schedule = build_schedule(self.cfg, self.schedule.images_per_step)
         self.schedule.load_state_dict(payload.get("schedule", {}))
         self.rollbacks = int(payload.get("rollbacks", 0))
         self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
@@ -136,12 +137,15 @@ def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = N
     opt_G = make_optimizer(cfg.train.optimizer, G.parameters(), cfg.train.lr_G, cfg.train.betas)
     opt_D = make_optimizer(cfg.train.optimizer, D.parameters(), cfg.train.lr_D, cfg.train.betas)
     objective = build_objective(cfg, dataset.shape, dataset.num_classes)
-    images_per_step = cfg.train.batch_size * cfg.train.gradient_accumulation * cfg.train.discriminator_steps
+    per_batch = cfg.train.gradient_accumulation * cfg.train.discriminator_steps
+    schedule = build_schedule(cfg, cfg.train.batch_size * per_batch)
+    # At the schedule's start (PGGAN's batch changes with the resolution); progress ETAs use it.
+    images_per_step = (schedule.phase(0).batch_size or cfg.train.batch_size) * per_batch
     return Run(
         cfg=cfg, run_dir=run_dir, dataset=dataset,
         loader=dataset.loader(cfg.train.batch_size, cfg.train.seed, device, engine.ranks),
         G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
-        objective=objective, schedule=Schedule(cfg.train, images_per_step), device=device,
+        objective=objective, schedule=schedule, device=device,
         noise=torch.Generator(device).manual_seed(cfg.train.seed + 2),
         preview_inputs=objective.preview_inputs(dataset, cfg.train.grid_samples, cfg.train.seed + 1, device),
         images_per_step=images_per_step, engine=engine,
