@@ -37,6 +37,9 @@ ZOO = {
     "acgan-mnist": ["model.width=4", "train.batch_size=16", "train.augment=diffaugment"],
     "veegan-ring8": ["model.width=16", "train.batch_size=32"],
     "pacgan-grid25": ["model.width=16", "train.batch_size=32"],
+    # A growing net: step 1 at 4 px leaves the 8 px blocks out of the graph, step 2 fades them in.
+    "pggan-mnist": ["model.width=4", "model.max_width=8", "train.batch_size=16", "train.stable_kimg=0.016",
+                    "train.fade_kimg=0.016", "train.batch_per_resolution={4: 16, 8: 16, 16: 16, 32: 16}"],
 }
 # 10 steps: since each step's fakes serve both D and G (issue 11), Adam amplifies float-order noise
 # sooner; WGAN-GP's 2 ranks and 1 process differ by 3e-8 after 10 steps, 2e-4 after 20.
