@@ -86,6 +86,10 @@ def test_dcgan_mnist_end_to_end_and_image_samples(tmp_path):
     assert images.min() >= -1 and images.max() <= 1
     run_cli("sample", str(run_dir), "--n", "10", "--out", str(tmp_path / "d.png"), check=True)
     assert Image.open(tmp_path / "d.png").format == "PNG"
+    # DCGAN is unconditional, though MNIST has labels: no class to draw, so --class is refused.
+    assert not (tmp_path / "d.labels.npy").exists()
+    assert_user_error(run_cli("sample", str(run_dir), "--n", "4", "--class", "3", "--out", str(tmp_path / "e.png")),
+                      "unconditional")
 
 
 def test_dry_run_prints_config_and_creates_nothing(tmp_path):

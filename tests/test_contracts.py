@@ -11,7 +11,7 @@ from gankit.data import build_dataset, list_datasets
 from gankit.errors import GankitError
 from gankit.latent import PRIORS
 from gankit.losses import Batch, build_loss, build_objective, list_losses
-from gankit.nets import build_nets, list_models
+from gankit.nets import build_nets, is_conditional, is_translator, list_models
 from gankit.penalties import PENALTIES, list_penalties
 
 SHAPES = [(2,), (1, 28, 28), (3, 32, 32), (3, 64, 64)]
@@ -110,6 +110,27 @@ def test_conditional_models_use_the_label(name, shape):
             x = fake[:4].repeat(2, 1, 1, 1) if len(shape) == 3 else fake[:4].repeat(2, 1)
             logits = nets.D(x, y)
             assert (logits[:4] - logits[4:]).abs().min() > 1e-6
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("name", list_models())
+def test_a_model_is_marked_conditional_exactly_when_its_G_reads_the_label(name, shape):
+    """Grids label rows with classes, and `gankit sample --class` draws one, for marked models only."""
+    if is_translator(name):
+        pytest.skip(f"{name}'s labels are domains (checked in test_cyclegan)")
+    torch.manual_seed(0)
+    try:
+        G = build_nets(ModelConfig(name=name, z_dim=8, width=8, depth=2), shape, NUM_CLASSES).G.eval()
+    except GankitError as exc:
+        pytest.skip(f"{name} does not support {shape}: {exc}")
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        reads_label = not torch.equal(G(z, torch.tensor([0, 3, 7, 9])), G(z, torch.tensor([1, 4, 8, 0])))
+    assert reads_label == is_conditional(name)
+    objective = build_objective(Config(data=DataConfig(name="mnist5k"), model=ModelConfig(name=name),
+                                       loss=LossConfig(name="acgan" if name == "acgan" else "nonsaturating")),
+                                shape, NUM_CLASSES)
+    assert ("labels" in objective.preview_inputs(None, 8, 0, torch.device("cpu"))) == reads_label
 
 
 # Losses that need more than logits name the model they need: (model, data shape, classes).

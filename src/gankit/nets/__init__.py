@@ -52,6 +52,18 @@ def is_translator(name: str) -> bool:
     return name in MODELS and getattr(MODELS.get(name), "translates", False)
 
 
+def register_conditional(builder):
+    """Mark a model builder as class-conditional: its G draws the class it is given. Only these get
+    class labels in sample grids and from `gankit sample --class`; any other G ignores labels, so a
+    grid of dcgan on MNIST must not label its rows with classes it never drew."""
+    builder.conditional = True
+    return builder
+
+
+def is_conditional(name: str) -> bool:
+    return name in MODELS and getattr(MODELS.get(name), "conditional", False)
+
+
 def build_nets(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     from gankit.nets.layers import INITS, apply_spectral_norm
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.nets import Nets, register_model, require_classes, require_images
+from gankit.nets import Nets, register_conditional, register_model, require_classes, require_images
 from gankit.nets.cgan import LabelConditionedGenerator
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
@@ -34,6 +34,7 @@ class ACGANDiscriminator(nn.Module):
         return self.trunk(x)  # (B,) logits; D does not see the label
 
 
+@register_conditional
 @register_model("acgan")
 def build_acgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     require_images("acgan", data_shape)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from gankit.nets import Nets, register_model, require_classes
+from gankit.nets import Nets, register_conditional, register_model, require_classes
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -69,6 +69,7 @@ def conditional_pair(cfg, data_shape: tuple[int, ...], num_classes: int) -> tupl
     return G, D
 
 
+@register_conditional
 @register_model("cgan")
 def build_cgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     require_classes("cgan", num_classes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.nets import Nets, register_model, require_classes, require_images
+from gankit.nets import Nets, register_conditional, register_model, require_classes, require_images
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
 
@@ -30,6 +30,7 @@ class ProjectionDiscriminator(nn.Module):
         return self.trunk.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)  # (B,) logits
 
 
+@register_conditional
 @register_model("sngan-projection")
 def build_sngan_projection(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     require_images("sngan-projection", data_shape, (32, 64))
