@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddp_worker import ACCUMULATED_REFERENCE, EQUIVALENCE, STEPS, ZOO
+from ddp_worker import EQUIVALENCE, REFERENCE, STEPS, ZOO, float64
 from gankit import config as config_lib
 from gankit.checkpoint import load_checkpoint
 from gankit.errors import GankitError
@@ -66,21 +66,33 @@ def job(tmp_path_factory) -> Path:
 
 
 def _max_difference(a: dict, b: dict) -> float:
-    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> dict[str, dict]:
+    """The 1 process x 64 runs, in float64 as the 2-rank runs (see ddp_worker.float64)."""
+    out, payloads = tmp_path_factory.mktemp("one-process"), {}
+    with float64():
+        for name in sorted(set(REFERENCE.values())):
+            preset, overrides = EQUIVALENCE[name]
+            run_dir = train(config_lib.resolve(preset, STEPS + overrides), out / name)
+            payloads[name] = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    return payloads
 
 
 @pytest.mark.parametrize("name", list(EQUIVALENCE))
-def test_two_ranks_of_half_the_batch_match_one_process(job, tmp_path, name):
-    """After 10 steps, G and D of 2 ranks x 32 equal those of 1 process x 64, to 1e-5; and
-    2 ranks x 2 accumulated rounds of 16 equal 1 process x 64."""
-    preset, overrides = ACCUMULATED_REFERENCE if name == "r1-accumulated" else EQUIVALENCE[name]
-    single = train(config_lib.resolve(preset, STEPS + overrides), tmp_path / "single")
-    one = load_checkpoint(single / "checkpoints" / "latest.pt")
+def test_two_ranks_of_half_the_batch_match_one_process(job, one_process, name):
+    """After 20 steps, G and D of 2 ranks x 32 equal those of 1 process x 64 to 1e-5 (the issue's
+    bound; in float64 they agree to ~1e-16, and 1e-10 is asserted); and 2 ranks x 2 accumulated
+    rounds of 16 equal 1 process x 64."""
+    one = one_process[REFERENCE[name]]
     two = load_checkpoint(job / "equivalence" / name / "checkpoints" / "latest.pt")
-    assert two["step"] == one["step"] and two["images_seen"] == one["images_seen"]
+    assert two["step"] == one["step"] == 20 and two["images_seen"] == one["images_seen"]
     assert two["world_size"] == 2 and one["world_size"] == 1
     for net in ("G", "D", "G_ema"):
-        assert _max_difference(one[net], two[net]) < 1e-5, net
+        assert next(iter(two[net].values())).dtype == torch.float64
+        assert _max_difference(one[net], two[net]) < 1e-10, net
 
 
 @pytest.mark.parametrize("preset", list(ZOO))
