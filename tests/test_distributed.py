@@ -3,7 +3,8 @@ environment torchrun gives them; the 2-rank scenarios share one spawn (tests/ddp
 
 What is proved: N ranks x B/N compute what one process computes with B (WGAN-GP through a
 biased last layer, R1, accumulation with no_sync), ranks agree on EMA, RNG and data position, a
-2-rank resume is exact, only rank 0 writes, and a failing rank ends the job with one sentence.
+2-rank resume restores each rank's own RNG state and is exact, only rank 0 writes, and a failing
+rank ends the job with one sentence.
 """
 
 from __future__ import annotations
@@ -124,9 +125,17 @@ def test_every_rank_holds_the_same_ema_rng_and_data_position(job):
 
 
 def test_two_rank_resume_is_exact(job):
+    """Stopped at step 3 and resumed to 6 on 2 ranks equals 6 steps straight, bit for bit, though
+    rank 1's random state differs from rank 0's (ddp_worker.rank_1_draws_on_its_own): each rank
+    got its own back."""
     straight = load_checkpoint(job / "resume" / "straight" / "checkpoints" / "latest.pt")
     resumed = load_checkpoint(job / "resume" / "stopped" / "checkpoints" / "latest.pt")
     assert straight["step"] == resumed["step"] == 6
+    at_3 = load_checkpoint(job / "resume" / "stopped" / "checkpoints" / "step-000003.pt")
+    rank0, rank1 = at_3["rng_per_rank"]
+    assert not torch.equal(rank0["torch"], rank1["torch"])  # the states the resume had to tell apart
+    assert torch.equal(rank0["torch"], at_3["rng"]["torch"]) and torch.equal(rank0["noise"], rank1["noise"])
+    assert torch.equal(rank0["data"]["generator"], rank1["data"]["generator"])  # the data position
     for net in ("G", "D", "G_ema"):
         for name in straight[net]:
             assert torch.equal(straight[net][name], resumed[net][name]), f"{net}.{name}"
@@ -205,3 +214,24 @@ def test_a_batch_that_does_not_divide_among_ranks_is_refused():
     with pytest.raises(GankitError, match=r"train.batch_size=63 does not divide among 2 processes"):
         Ranks(0, 2).rows(63)
     assert Ranks(1, 2).rows(64) == slice(32, 64)
+
+
+def test_ranks_equal_states_are_stored_once():
+    """Ranks' equal data orders (one int64 per image each) cost the checkpoint one copy, not one per rank."""
+    import io
+
+    from gankit.training.distributed import _share_equal_tensors
+
+    order = torch.randperm(100_000)
+    states = [{"data": {"order": order.clone(), "position": 64}, "torch": torch.full((8,), rank, dtype=torch.uint8)}
+              for rank in range(4)]
+    shared = _share_equal_tensors(states)
+    assert all(s["data"]["order"] is shared[0]["data"]["order"] for s in shared)
+    assert [s["torch"][0].item() for s in shared] == [0, 1, 2, 3]  # what differs stays each rank's own
+
+    def size(obj) -> int:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return buffer.tell()
+
+    assert size(shared) < 1.1 * size(states[0]) < size(states) / 3
