@@ -3,7 +3,8 @@ environment torchrun gives them; the 2-rank scenarios share one spawn (tests/ddp
 
 What is proved: N ranks x B/N compute what one process computes with B (WGAN-GP through a
 biased last layer, R1, accumulation with no_sync), ranks agree on EMA, RNG and data position, a
-2-rank resume is exact, only rank 0 writes, and a failing rank ends the job with one sentence.
+2-rank resume restores each rank's own RNG state and is exact, only rank 0 writes, and a failing
+rank ends the job with one sentence.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddp_worker import ACCUMULATED_REFERENCE, EQUIVALENCE, STEPS, ZOO
+from ddp_worker import EQUIVALENCE, REFERENCE, STEPS, ZOO, float64
 from gankit import config as config_lib
 from gankit.checkpoint import load_checkpoint
 from gankit.errors import GankitError
@@ -66,21 +67,33 @@ def job(tmp_path_factory) -> Path:
 
 
 def _max_difference(a: dict, b: dict) -> float:
-    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> dict[str, dict]:
+    """The 1 process x 64 runs, in float64 as the 2-rank runs (see ddp_worker.float64)."""
+    out, payloads = tmp_path_factory.mktemp("one-process"), {}
+    with float64():
+        for name in sorted(set(REFERENCE.values())):
+            preset, overrides = EQUIVALENCE[name]
+            run_dir = train(config_lib.resolve(preset, STEPS + overrides), out / name)
+            payloads[name] = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    return payloads
 
 
 @pytest.mark.parametrize("name", list(EQUIVALENCE))
-def test_two_ranks_of_half_the_batch_match_one_process(job, tmp_path, name):
-    """After 10 steps, G and D of 2 ranks x 32 equal those of 1 process x 64, to 1e-5; and
-    2 ranks x 2 accumulated rounds of 16 equal 1 process x 64."""
-    preset, overrides = ACCUMULATED_REFERENCE if name == "r1-accumulated" else EQUIVALENCE[name]
-    single = train(config_lib.resolve(preset, STEPS + overrides), tmp_path / "single")
-    one = load_checkpoint(single / "checkpoints" / "latest.pt")
+def test_two_ranks_of_half_the_batch_match_one_process(job, one_process, name):
+    """After 20 steps, G and D of 2 ranks x 32 equal those of 1 process x 64 to 1e-5 (the issue's
+    bound; in float64 they agree to ~1e-16, and 1e-10 is asserted); and 2 ranks x 2 accumulated
+    rounds of 16 equal 1 process x 64."""
+    one = one_process[REFERENCE[name]]
     two = load_checkpoint(job / "equivalence" / name / "checkpoints" / "latest.pt")
-    assert two["step"] == one["step"] and two["images_seen"] == one["images_seen"]
+    assert two["step"] == one["step"] == 20 and two["images_seen"] == one["images_seen"]
     assert two["world_size"] == 2 and one["world_size"] == 1
     for net in ("G", "D", "G_ema"):
-        assert _max_difference(one[net], two[net]) < 1e-5, net
+        assert next(iter(two[net].values())).dtype == torch.float64
+        assert _max_difference(one[net], two[net]) < 1e-10, net
 
 
 @pytest.mark.parametrize("preset", list(ZOO))
@@ -112,9 +125,17 @@ def test_every_rank_holds_the_same_ema_rng_and_data_position(job):
 
 
 def test_two_rank_resume_is_exact(job):
+    """Stopped at step 3 and resumed to 6 on 2 ranks equals 6 steps straight, bit for bit, though
+    rank 1's random state differs from rank 0's (ddp_worker.rank_1_draws_on_its_own): each rank
+    got its own back."""
     straight = load_checkpoint(job / "resume" / "straight" / "checkpoints" / "latest.pt")
     resumed = load_checkpoint(job / "resume" / "stopped" / "checkpoints" / "latest.pt")
     assert straight["step"] == resumed["step"] == 6
+    at_3 = load_checkpoint(job / "resume" / "stopped" / "checkpoints" / "step-000003.pt")
+    rank0, rank1 = at_3["rng_per_rank"]
+    assert not torch.equal(rank0["torch"], rank1["torch"])  # the states the resume had to tell apart
+    assert torch.equal(rank0["torch"], at_3["rng"]["torch"]) and torch.equal(rank0["noise"], rank1["noise"])
+    assert torch.equal(rank0["data"]["generator"], rank1["data"]["generator"])  # the data position
     for net in ("G", "D", "G_ema"):
         for name in straight[net]:
             assert torch.equal(straight[net][name], resumed[net][name]), f"{net}.{name}"
@@ -193,3 +214,24 @@ def test_a_batch_that_does_not_divide_among_ranks_is_refused():
     with pytest.raises(GankitError, match=r"train.batch_size=63 does not divide among 2 processes"):
         Ranks(0, 2).rows(63)
     assert Ranks(1, 2).rows(64) == slice(32, 64)
+
+
+def test_ranks_equal_states_are_stored_once():
+    """Ranks' equal data orders (one int64 per image each) cost the checkpoint one copy, not one per rank."""
+    import io
+
+    from gankit.training.distributed import _share_equal_tensors
+
+    order = torch.randperm(100_000)
+    states = [{"data": {"order": order.clone(), "position": 64}, "torch": torch.full((8,), rank, dtype=torch.uint8)}
+              for rank in range(4)]
+    shared = _share_equal_tensors(states)
+    assert all(s["data"]["order"] is shared[0]["data"]["order"] for s in shared)
+    assert [s["torch"][0].item() for s in shared] == [0, 1, 2, 3]  # what differs stays each rank's own
+
+    def size(obj) -> int:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return buffer.tell()
+
+    assert size(shared) < 1.1 * size(states[0]) < size(states) / 3

@@ -46,8 +46,9 @@ def require_batch(count: int, batch_size: int) -> None:
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of G's Tanh output."""
-    return images.float().div_(127.5).sub_(1.0)
+    """uint8 [0, 255] -> float [-1, 1], the range of G's Tanh output, in torch's default dtype:
+    float32, unless a caller trains in float64 (the DDP equivalence test does, to compare exactly)."""
+    return images.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 def resize_uint8(images: torch.Tensor, resolution: int) -> torch.Tensor:

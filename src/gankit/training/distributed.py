@@ -10,6 +10,8 @@ each part against a failure that public GAN frameworks have shown:
 - BatchNorm buffers are broadcast from rank 0 after every step, so G, D, G's EMA and every
   checkpoint are the same on every rank;
 - files are written by rank 0 only; the others wait at a barrier where they must;
+- every rank's RNG states and data position go into each checkpoint (GatherRankStates), so a
+  resume with as many ranks gives each its own back;
 - a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), and a
   finished run leaves the process group on every rank together, so nothing hangs.
 Which rows of each batch a rank trains on is `gankit.ranks`.
@@ -264,6 +266,9 @@ class Engine:
             raise GankitError("train.sync_batchnorm=true needs CUDA: torch's SyncBatchNorm runs on GPUs only; "
                               "drop it on CPU.")
         self.raw: dict[str, nn.Module] = {}
+        # On rank 0: the step at which GatherRankStates last gathered, and every rank's RNG states
+        # and data position then.
+        self.gathered: tuple[int, list[dict[str, Any]]] | None = None
 
     @classmethod
     def start(cls, train_cfg) -> Engine:
@@ -340,16 +345,52 @@ class Engine:
         dist.all_reduce(flat)
         return list((flat / self.ranks.world_size).unbind())
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {"world_size": self.ranks.world_size, "precision": self.precision.state_dict()}
+    def gather_rank_states(self, step: int, state: dict[str, Any]) -> None:
+        """Every rank's `state` (RNG states, data position) to rank 0, for the checkpoints of `step`."""
+        states = [None] * self.ranks.world_size if self.is_main else None
+        dist.gather_object(state, states, dst=0)
+        if self.is_main:
+            self.gathered = (step, _share_equal_tensors(states))
 
-    def restore(self, payload: dict[str, Any]) -> None:
+    def checkpoint_state(self, step: int, rng: dict[str, Any]) -> dict[str, Any]:
+        """What a checkpoint of `step` holds about the ranks; `rng` is this process's (rank 0's) states."""
+        state = {"world_size": self.ranks.world_size, "precision": self.precision.state_dict()}
+        if self.gathered is not None and self.gathered[0] == step:
+            # Rank 0's own as of now: a hook between the gather and this checkpoint may have drawn.
+            state["rng_per_rank"] = [rng, *self.gathered[1][1:]]
+        return state
+
+    def restore(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Restores the scalers; returns this rank's RNG states and data position to restore."""
         self.precision.load_state_dict(payload.get("precision", {}))
         saved = int(payload.get("world_size", 1))
-        if saved != self.ranks.world_size and self.is_main:
-            warnings.warn(f"resuming a run trained on {saved} processes with {self.ranks.world_size}: it continues "
-                          "with the same global batch and random streams, but is no longer bit-exact.",
-                          stacklevel=2)
+        if saved != self.ranks.world_size:
+            if self.is_main:
+                warnings.warn(f"resuming a run trained on {saved} processes with {self.ranks.world_size}: it "
+                              "continues with the same global batch and random streams, but is no longer "
+                              "bit-exact.", stacklevel=2)
+            return payload["rng"]  # rank 0's streams on every rank: each still keeps its own rows
+        # Each rank its own. A checkpoint without them (best.pt between checkpoint steps, an older
+        # gankit's) has rank 0's, which are every rank's unless a rank drew on its own.
+        return payload.get("rng_per_rank", [payload["rng"]] * saved)[self.ranks.rank]
+
+
+def _share_equal_tensors(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ranks draw the same streams (gankit.ranks), so most of their states are equal: where a
+    rank's tensor equals rank 0's, use rank 0's object, and torch.save stores it once (an epoch's
+    data order is one int64 per image, times the number of ranks otherwise)."""
+
+    def share(ours: Any, first: Any) -> Any:
+        if isinstance(ours, dict) and isinstance(first, dict):
+            return {k: share(v, first.get(k)) for k, v in ours.items()}
+        if isinstance(ours, list) and isinstance(first, list) and len(ours) == len(first):
+            return [share(a, b) for a, b in zip(ours, first, strict=True)]
+        if isinstance(ours, torch.Tensor) and isinstance(first, torch.Tensor) and ours.dtype == first.dtype \
+                and ours.shape == first.shape and torch.equal(ours, first):
+            return first
+        return ours
+
+    return [states[0], *(share(state, states[0]) for state in states[1:])]
 
 
 def main_first(make: Callable[[], T]) -> T:
@@ -376,6 +417,30 @@ class MeanOverRanks(Hook):
         names = sorted(run.meter.sums)  # the same terms, in the same order, on every rank
         for name, mean in zip(names, self.engine.average([run.meter.sums[n] for n in names]), strict=True):
             run.meter.sums[name] = mean
+
+
+class GatherRankStates(Hook):
+    """On every rank, before rank 0's Checkpointer: at each step that writes checkpoints (every
+    train.checkpoint_every steps, and the end), every rank's RNG states and data position go to
+    rank 0, which saves them all (`rng_per_rank`); a resume with as many ranks gives each its own.
+    Ranks draw the same streams by design, but a rank that draws on its own (a user's hook, an
+    augmentation with per-rank state) must still resume exactly."""
+
+    def __init__(self, engine: Engine, every: int):
+        self.engine, self.every = engine, every
+        self.last_step: int | None = None  # the same on every rank, so all of them gather, or none
+
+    def on_step(self, run) -> None:
+        if run.step % self.every == 0:
+            self._gather(run)
+
+    def on_end(self, run) -> None:
+        if self.last_step != run.step:  # latest.pt at the end
+            self._gather(run)
+
+    def _gather(self, run) -> None:
+        self.engine.gather_rank_states(run.step, run.rng_state())
+        self.last_step = run.step
 
 
 class ForgetLosses(Hook):

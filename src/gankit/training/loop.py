@@ -28,6 +28,7 @@ from gankit.penalties import build_penalties
 from gankit.training.distributed import (
     Engine,
     ForgetLosses,
+    GatherRankStates,
     MeanOverRanks,
     finish,
     run_lock_of_main,
@@ -44,8 +45,10 @@ from gankit.utils import remove_temp_files, truncate_jsonl
 
 def default_hooks(run: Run) -> list[Hook]:
     t = run.cfg.train
-    # On every rank, on the same (averaged) loss sums, so that all ranks stop together.
-    every_rank = [MeanOverRanks(run.engine, t.log_every)] if run.engine.distributed else []
+    # On every rank, on the same (averaged) loss sums, so that all ranks stop together; and every
+    # rank's random states for rank 0's checkpoints.
+    every_rank = ([MeanOverRanks(run.engine, t.log_every), GatherRankStates(run.engine, t.checkpoint_every)]
+                  if run.engine.distributed else [])
     every_rank.append(DivergenceGuard(t.log_every))
     if not run.engine.is_main:
         return every_rank + [ForgetLosses(t.log_every)]  # files are rank 0's alone

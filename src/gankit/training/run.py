@@ -77,21 +77,26 @@ class Run:
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
 
+    def rng_state(self) -> dict[str, Any]:
+        """This process's random streams and data position: with the weights, what exact resume needs."""
+        return {**capture_rng(), "noise": self.noise.get_state(), "data": self.loader.state_dict()}
+
     def checkpoint(self) -> dict[str, Any]:
         check_finite(self)  # raises NonFinite: a checkpoint is never written from a diverged state
+        rng = self.rng_state()
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "objective": self.objective.state_dict(), "schedule": self.schedule.state_dict(),
             "step": self.step, "images_seen": self.images_seen, "seconds": self.seconds(),
-            "rng": {**capture_rng(), "noise": self.noise.get_state(), "data": self.loader.state_dict()},
+            "rng": rng,
             "config": config_lib.to_dict(self.cfg),
             # So that sampling needs neither the dataset on disk nor a rebuild of it.
             "data_shape": list(self.dataset.shape), "num_classes": int(self.dataset.num_classes),
             "rollbacks": self.rollbacks,
-            # Every rank draws the same streams and keeps its rows (gankit.ranks), so rank 0's RNG
-            # states and data position are every rank's; the world size tells a resume whether they fit.
-            **self.engine.checkpoint_state(),
+            # Under several processes, every rank's RNG states and data position too (rng_per_rank);
+            # the world size tells a resume whether they fit.
+            **self.engine.checkpoint_state(self.step, rng),
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
@@ -113,10 +118,10 @@ class Run:
         self.step, self.images_seen = int(payload["step"]), int(payload["images_seen"])
         self.images_seen_at_start = self.images_seen
         self.seconds_before = float(payload.get("seconds", 0.0))
-        restore_rng(payload["rng"])
-        self.noise.set_state(payload["rng"]["noise"])
-        self.loader.load_state_dict(payload["rng"]["data"])
-        self.engine.restore(payload)
+        rng = self.engine.restore(payload)  # this rank's own, when the checkpoint has as many ranks
+        restore_rng(rng)
+        self.noise.set_state(rng["noise"])
+        self.loader.load_state_dict(rng["data"])
 
 
 def build_run(cfg: Config, run_dir: Path, device: torch.device, dataset: Any = None,
