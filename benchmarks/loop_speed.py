@@ -1,14 +1,13 @@
-"""gankit's training loop against a plain PyTorch loop on the same DCGAN modules, and CycleGAN's step.
+"""gankit's training loop against a plain PyTorch loop on the same DCGAN modules.
 
-    .venv/bin/python benchmarks/loop_speed.py [--blocks 5] [--steps 5] [--sizes 28,32,64] [--cyclegan 64,128]
+    .venv/bin/python benchmarks/loop_speed.py [--blocks 5] [--steps 5] [--sizes 28,32,64]
 
 The plain loop has the structure of the PyTorch DCGAN tutorial: one G forward per step,
 `fake.detach()` for D, the same fakes for G's update, Adam, the non-saturating loss, and an EMA of
 G. Both loops get the same modules (same init), batch 64 and the same in-memory uint8 images. The
 machine is shared, so the two are timed in alternating blocks of `--steps` steps in one process,
 and the figure is the median over blocks of plain ms / gankit ms (above 1: gankit is faster).
-Then CycleGAN's ms per step (batch 2: one A and one B image, the paper's batch of 1 per domain) at
-each `--cyclegan` size, on random images of that size. Results go in the README.
+Results go in the README; CycleGAN's ms per step is `benchmarks/cyclegan_speed.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import torch.nn.functional as F
 from gankit import config as config_lib
 from gankit.checkpoint import pick_device
 from gankit.data.base import ImageTensors
-from gankit.data.unpaired import UnpairedImages
 from gankit.training.loop import build_run, training_loop
 
 PRESET_AT = {28: ("dcgan-mnist", 1), 32: ("dcgan-cifar10", 3), 64: ("dcgan-celeba", 3)}
@@ -101,29 +99,17 @@ def compare(side: int, blocks: int, steps: int, tmp: Path) -> tuple[float, float
     return statistics.median(ratios), 1000 * statistics.median(ours) / steps, 1000 * statistics.median(theirs) / steps
 
 
-def cyclegan_ms(side: int, steps: int, tmp: Path) -> float:
-    cfg = config_lib.resolve("cyclegan-selfie2anime", [f"data.resolution={side}", "train.steps=1"])
-    data = UnpairedImages(random_images(64, 3, side, seed=1), random_images(64, 3, side, seed=2))
-    run = build_run(cfg, tmp, pick_device(cfg.train.device), dataset=data)
-    gankit_block(run, 1)
-    return 1000 * timed(lambda: gankit_block(run, steps)) / steps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=5, help="alternating timed blocks per size")
     parser.add_argument("--steps", type=int, default=5, help="training steps per block")
     parser.add_argument("--sizes", default="28,32,64")
-    parser.add_argument("--cyclegan", default="64,128", help="CycleGAN sizes to time ('' = none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'px':>4} {'gankit ms/step':>15} {'plain ms/step':>14} {'plain/gankit':>13}")
         for side in (int(s) for s in args.sizes.split(",") if s):
             ratio, ours, theirs = compare(side, args.blocks, args.steps, Path(tmp))
             print(f"{side:>4} {ours:>15.1f} {theirs:>14.1f} {ratio:>13.2f}", flush=True)
-        for side in (int(s) for s in args.cyclegan.split(",") if s):
-            print(f"cyclegan {side} px, batch 2 (1 A + 1 B): {cyclegan_ms(side, args.steps, Path(tmp)):.0f} ms/step",
-                  flush=True)
 
 
 if __name__ == "__main__":
