@@ -276,6 +276,26 @@ def test_report_refuses_folders_that_are_not_runs_and_mixed_protocols(tiny_sweep
     assert_user_error(cli_in_process(capsys, "report", str(a), "--metric", "fid"), "no run has scores named 'fid'")
 
 
+def test_report_embeds_a_grid_that_fits_as_is_and_shrinks_a_larger_one(tmp_path):
+    import base64
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    from gankit.study.report import _thumbnail
+
+    rng = np.random.default_rng(0)
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    Image.fromarray(rng.integers(0, 255, (182, 182), dtype=np.uint8)).save(small)  # an MNIST grid, grayscale
+    Image.fromarray(rng.integers(0, 255, (540, 500, 3), dtype=np.uint8)).save(large)  # a ring scatter plot
+    uri = _thumbnail(small, 260)
+    assert base64.b64decode(uri.split(",", 1)[1]) == small.read_bytes()  # the file itself, not re-encoded
+    for path, size in ((small, 150), (large, 260)):
+        with Image.open(BytesIO(base64.b64decode(_thumbnail(path, size).split(",", 1)[1]))) as shown:
+            assert max(shown.size) == size and shown.format == "PNG"
+
+
 # ---------------------------------------------------------------------------------------------
 # The report in a real browser: Debian's chromium, driven by playwright.
 
