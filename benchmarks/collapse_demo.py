@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/collapse_demo.py [--presets gan-ring8-collapse,gan-mnist-collapse]
         [--panels 200,400,600] [--seed 1] [--out docs/img] [key=value ...]
 
-For each preset it trains up to each panel's step (default: five panels evenly spaced over the
-preset's `train.steps`) and there draws samples from G_ema on fixed noise: for 2-D data a
-scatter over real points (with the `modes` metric and the share of samples nearest to one
-mode), for images a grid (with the MNIST classifier's digit histogram of 2,000 samples, which
-shows which digit the samples collapse to). The panels go side by side into OUT/PRESET.png, as the seed's
-README shows them, and the numbers are printed for the README.
+For each preset it trains up to each panel's step (default: every `train.sample_every` steps,
+which the collapse presets set to the seed's panels) and there draws samples from G_ema on
+fixed noise: for 2-D data a scatter over real points (with the `modes` metric and the share of
+samples nearest to one mode), for images a grid (with the MNIST classifier's digit histogram of
+2,000 samples, which shows which digit the samples collapse to). The panels go side by side
+into OUT/PRESET.png, as the seed's README shows them, and the numbers are printed for the README.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def describe(run, fake: torch.Tensor, classifier) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="gan-ring8-collapse,gan-mnist-collapse")
-    parser.add_argument("--panels", default="", help="steps at which to draw, e.g. 200,400; default: 5 evenly spaced")
+    parser.add_argument("--panels", default="", help="steps to draw at, e.g. 200,400; default: every sample_every")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("overrides", nargs="*")
@@ -69,7 +69,7 @@ def main() -> None:
         panels = []
         start = time.process_time()
         panel_steps = ([int(s) for s in args.panels.split(",")] if args.panels
-                       else [cfg.train.steps * k // 5 for k in range(1, 6)])
+                       else list(range(cfg.train.sample_every, cfg.train.steps + 1, cfg.train.sample_every)))
         for steps in panel_steps:
             run.cfg = config_lib.with_overrides(cfg, [f"train.steps={steps}"])
             training_loop(run, [])
