@@ -44,6 +44,8 @@ PAPER = {
     "veegan-ring8": (8.0, 52.9, None, "VEEGAN T1"),
     "veegan-grid25": (24.6, 40.0, None, "VEEGAN T1"),
     "gan-ring8": (1.0, 99.3, None, "VEEGAN T1, GAN"),
+    # Seed 002's vanilla GAN on its wider ring (std 0.05 of the radius): the collapse it shows.
+    "gan-ring8-collapse": (1.0, 99.3, None, "VEEGAN T1, GAN; seed 002: 1 mode"),
     # gankit's targets for its tuned presets (issue 10): at least these modes and HQ, at most this KL.
     "pacgan-ring8-tuned": (8, 98.0, 0.02, "goal: ≥ / ≥ / ≤"),
     "pacgan-grid25-tuned": (25, 95.0, 0.03, "goal: ≥ / ≥ / ≤"),
@@ -52,7 +54,8 @@ PAPER = {
     "wgan-gp-grid25": (24.2, 28.7, None, "GDPP T1, WGAN-GP"),
 }
 
-DEFAULT_PRESETS = ["gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8", "pacgan-ring8-tuned",
+DEFAULT_PRESETS = ["gan-ring8-collapse", "gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8",
+                   "pacgan-ring8-tuned",
                    "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "pacgan-grid25-tuned",
                    "dcgan-stacked-mnist", "pacdcgan2-stacked-mnist"]
 
