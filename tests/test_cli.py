@@ -208,3 +208,12 @@ def test_sampling_needs_no_dataset_on_disk(tmp_path):
     shutil.rmtree(tmp_path / "data")
     sample_to_file(tmp_path / "run", 5, tmp_path / "s.npy")
     assert np.load(tmp_path / "s.npy").shape == (5, 1, 28, 28)
+
+
+def test_eval_help_names_every_registered_metric():
+    """The help text is written out (`--help` must not import torch); this keeps it in step."""
+    from gankit.metrics import list_metrics
+
+    text = " ".join(run_cli("eval", "--help", check=True).stdout.split())
+    listed = text.split("metric names:")[1].split("[default")[0].replace(",", " ").split()
+    assert sorted(listed) == sorted(list_metrics())

@@ -202,7 +202,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 @cli.command(name="eval")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--metrics", default=None,
-              help="Comma-separated metric names: fid, is, kid, pr, dc, cfid, cis, modes, stacked "
+              help="Comma-separated metric names: fid, is, kid, pr, dc, cfid, cis, modes, stacked, swd, "
+                   "diversity, label_preservation "
                    "[default: the run's eval.metrics, else fid,is,kid,pr for images and modes for 2-D points].")
 @click.option("--n", "n", default=None, type=int, help="Generated samples [default: the run's eval.num_samples].")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, a step number, or a path.")
