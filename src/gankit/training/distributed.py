@@ -419,23 +419,6 @@ class MeanOverRanks(Hook):
             run.meter.sums[name] = mean
 
 
-class AgreeOnStop(Hook):
-    """On every rank, first after each step: a stop signal that reached some ranks stops them all
-    after this same step. torchrun passes SIGTERM on to every rank, but not at the same instant,
-    and `kill PID` reaches one rank only; ranks that left the loop at different steps would wait
-    forever in each other's next collective. One int per step is all-reduced (the largest signal
-    number, 0 for none); its .item() is a host sync, small beside a step's all-reduce of gradients."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def on_step(self, run) -> None:
-        signum = torch.tensor([run.stop.signum or 0], device=self.engine.device)
-        dist.all_reduce(signum, op=dist.ReduceOp.MAX)
-        if signum.item() and not run.stop.requested:
-            run.stop.signum = int(signum.item())  # exit 128 + the signal the job got, as on the rank that got it
-
-
 class GatherRankStates(Hook):
     """On every rank, before rank 0's Checkpointer: at each step that writes checkpoints (every
     train.checkpoint_every steps, and the end), every rank's RNG states and data position go to
