@@ -24,7 +24,6 @@ from gankit import config as config_lib
 from gankit.checkpoint import load_checkpoint
 from gankit.errors import Diverged
 from gankit.training.hooks import Hook, _due
-from gankit.training.schedule import build_schedule
 from gankit.utils import append_jsonl, truncate_jsonl
 
 if TYPE_CHECKING:
@@ -105,9 +104,9 @@ class DivergencePolicy:
             payload = torch.load(io.BytesIO(self.initial), map_location="cpu", weights_only=True)
         lr_G, lr_D = t.lr_G / 2, t.lr_D / 2
         run.cfg = dataclasses.replace(run.cfg, train=dataclasses.replace(t, lr_G=lr_G, lr_D=lr_D))
-        # The schedule's lrs derive from the config: rebuilt, it keeps the halved rates every step.
-        run.schedule = build_schedule(run.cfg, run.schedule.images_per_step)
-        run.restore(payload)  # sets the halved rates in the optimizers' param groups
+        # restore() rebuilds the schedule from run.cfg, so it applies the halved rates every step,
+        # and sets them in the optimizers' param groups.
+        run.restore(payload)
         run.meter.reset()  # its sums hold the non-finite losses
         run.rollbacks = rollbacks
         truncate_jsonl(run.run_dir / "stats.jsonl", run.step)
