@@ -48,7 +48,7 @@ PAPER = {
     "gan-ring8-collapse": (1.0, 99.3, None, "VEEGAN T1, GAN; seed 002: 1 mode"),
     # gankit's targets for its tuned presets (issue 10): at least these modes and HQ, at most this KL.
     "pacgan-ring8-tuned": (8, 98.0, 0.02, "goal: ≥ / ≥ / ≤"),
-    "pacgan-grid25-tuned": (25, 95.0, 0.03, "goal: ≥ / ≥ / ≤"),
+    "wgan-gp-grid25-tuned": (25, 95.0, 0.03, "goal: ≥ / ≥ / ≤"),
     "dcgan-stacked-mnist": (99, 3.40, "PacGAN T2, DCGAN"),
     "pacdcgan2-stacked-mnist": (1000, 0.06, "PacGAN T2, PacDCGAN2"),
     "wgan-gp-grid25": (24.2, 28.7, None, "GDPP T1, WGAN-GP"),
@@ -56,7 +56,7 @@ PAPER = {
 
 DEFAULT_PRESETS = ["gan-ring8-collapse", "gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8",
                    "pacgan-ring8-tuned",
-                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "pacgan-grid25-tuned",
+                   "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "wgan-gp-grid25-tuned",
                    "dcgan-stacked-mnist", "pacdcgan2-stacked-mnist"]
 
 
