@@ -134,17 +134,25 @@ class FailureRelay:
         self.ranks = SINGLE
         self.stopped = threading.Event()
         self.leaving = threading.Lock()
+        self.watcher: threading.Thread | None = None
 
     def start(self, ranks: Ranks) -> None:
         from torch.distributed.distributed_c10d import _get_default_store
 
         self.store, self.ranks = _get_default_store(), ranks
         self.stopped.clear()
-        threading.Thread(target=self._watch, name="gankit-failure-watch", daemon=True).start()
+        self.watcher = threading.Thread(target=self._watch, name="gankit-failure-watch", daemon=True)
+        self.watcher.start()
 
     def stop(self) -> None:
+        """Ends the watcher before the process group goes. A daemon thread still inside a store
+        call when the interpreter finalizes is made to exit as it retakes the GIL, and that unwinds
+        through torch's C++ frames into std::terminate: the run ended with exit -6 after finishing
+        ("terminate called without an active exception", 1 in ~10 CI jobs; its core showed this thread)."""
         self.stopped.set()
-        self.store = None
+        if self.watcher is not None and self.watcher is not threading.current_thread():
+            self.watcher.join(timeout=30)
+        self.watcher, self.store = None, None
 
     def _watch(self) -> None:
         store = self.store
