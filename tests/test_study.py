@@ -87,6 +87,29 @@ def test_spec_expands_product_union_presets_and_seed_flags(tmp_path):
     assert wgan.config["train"]["steps"] == 5  # the axis's overrides come after the shared ones
 
 
+STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_shipped_studies_resolve_every_trial(path):
+    spec = load_spec(path)  # resolves and checks every trial's config: a stale key fails here
+    assert spec.trials and all(t.config for t in spec.trials)
+
+
+def test_the_collapse_study_changes_only_the_loss_between_its_rows():
+    """Seed 002 compares GAN, WGAN and WGAN-GP in the one setting where its GAN collapses."""
+    spec = load_spec(next(p for p in STUDIES if p.stem == "mode-collapse"))
+    for data, preset in (("ring8", "gan-ring8-collapse"), ("mnist5k", "gan-mnist-collapse")):
+        trials = [t for t in spec.trials if t.setting["data"] == data]
+        rows = {t.setting["gan"]: t.config for t in trials}
+        assert set(rows) == {"GAN", "WGAN", "WGAN-GP"} and {t.preset for t in trials} == {preset}
+        for name, config in rows.items():
+            assert config["model"] == rows["GAN"]["model"] and config["data"] == rows["GAN"]["data"], name
+            assert config["train"]["steps"] == rows["GAN"]["train"]["steps"], name
+            assert config["train"]["discriminator_steps"] == 5, name
+        assert rows["WGAN"]["loss"]["clip"] == 0.01 and rows["WGAN-GP"]["loss"]["penalties"] == ["gp"]
+
+
 @pytest.mark.parametrize("changes, fragment", [
     ({"grdi": {}}, "unknown key 'grdi'; did you mean 'grid'?"),
     ({"preset": "dcgan-mnsit"}, "unknown preset 'dcgan-mnsit'"),
