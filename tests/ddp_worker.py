@@ -9,7 +9,7 @@ the run directories (rank 0 only); this harness writes only what the test reads 
 from __future__ import annotations
 
 import contextlib
-import gc
+import os
 import sys
 from pathlib import Path
 
@@ -152,12 +152,14 @@ def main() -> None:
     dist.init_process_group("gloo")
     for name in sys.argv[2:]:
         SCENARIOS[name](out / name)
-    # DDP's reducers hold the process group; freed here, with the interpreter whole, its gloo
-    # threads are joined now rather than during finalization, where a thread that needs the GIL
-    # is made to exit and aborts the process (rank 0 exited -6 once in CI after every scenario passed).
-    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
+    # As gankit's CLI does on a rank (see gankit.cli.main): gloo's threads may still be releasing
+    # tensors, and one that needs the GIL during finalization aborts the process (rank 0 exited -6
+    # once in CI after every scenario had passed).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 SCENARIOS = {"zoo": zoo, "equivalence": equivalence, "resume": resume_exact, "ranks-agree": ranks_agree}

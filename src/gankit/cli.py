@@ -324,6 +324,24 @@ def report(dirs: tuple[Path, ...], out: Path | None, metric: str | None) -> None
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. A user sees one line on stderr for anything they can fix, never a traceback:
     exit 2 for bad input (and a full disk), 3 for a diverged run, 128 + N after signal N."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _main(argv)
+    # One rank of a torchrun job. Its files are written and its process group is gone, but gloo's
+    # worker threads may still be releasing the last collectives' tensors, and a thread that needs
+    # the GIL while the interpreter finalizes aborts the process (exit -6, "terminate called without
+    # an active exception"; a core showed ~AsyncBarrierWork in ProcessGroupGloo::runLoop, in 1 of
+    # ~25 two-rank runs here). So a rank leaves without finalization, once its output is flushed.
+    code: int | str | None = 0
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def _main(argv: list[str] | None) -> None:
     import warnings
 
     warnings.formatwarning = _one_line_warning
