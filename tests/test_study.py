@@ -296,6 +296,13 @@ def test_report_refuses_folders_that_are_not_runs_and_mixed_protocols(tiny_sweep
     proc = run_cli("report", str(a), str(b), "--out", str(tmp_path / "r.html"))
     assert_user_error(proc, "modes was measured with different protocols", "1000 samples")
     assert not (tmp_path / "r.html").exists()
+    # On another dataset the same metric may have its own protocol: those rows are never compared.
+    config = yaml.safe_load((b / "config.yaml").read_text())
+    config["data"]["name"] = "grid25"
+    (b / "config.yaml").write_text(yaml.safe_dump(config))
+    run_cli("report", str(a), str(b), "--out", str(tmp_path / "r.html"), check=True)
+    table = (tmp_path / "table.md").read_text()
+    assert "1000 samples" in table and "on grid25" in table and "on ring8" in table
     assert_user_error(cli_in_process(capsys, "report", str(a), "--metric", "fid"), "no run has scores named 'fid'")
 
 

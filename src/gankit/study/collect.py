@@ -137,20 +137,28 @@ def describe_protocol(record: dict[str, Any]) -> str:
 
 
 def check_protocols(runs: list[RunData]) -> dict[str, str]:
-    """group -> its one protocol; scores of one metric measured two ways are refused."""
-    seen: dict[str, tuple[tuple, str, str]] = {}
+    """group -> its protocol; scores of one metric measured two ways on one dataset are refused.
+    Scores on different datasets are never comparable (a ring's spread is not MNIST's), so a study
+    over several datasets may score each with its own protocol; the text then names each."""
+    seen: dict[tuple[str, str], tuple[tuple, str, str]] = {}
     for run in runs:
+        data = str(run.config.get("data", {}).get("name", ""))
         for record in run.scores:
-            group = record.get("group", record["metric"])
+            key = (record.get("group", record["metric"]), data)
             proto = protocol_of(record)
-            if group not in seen:
-                seen[group] = (proto, describe_protocol(record), run.name)
-            elif seen[group][0] != proto:
-                first, where = seen[group][1], seen[group][2]
-                raise GankitError(f"{group} was measured with different protocols ({first} in {where}, "
+            if key not in seen:
+                seen[key] = (proto, describe_protocol(record), run.name)
+            elif seen[key][0] != proto:
+                first, where = seen[key][1], seen[key][2]
+                raise GankitError(f"{key[0]} was measured with different protocols ({first} in {where}, "
                                   f"but {describe_protocol(record)} in {run.name}); report them apart, "
                                   "or re-score them alike with `gankit eval`.")
-    return {group: text for group, (_, text, _) in seen.items()}
+    texts: dict[str, dict[str, str]] = {}
+    for (group, data), (_, text, _) in seen.items():
+        texts.setdefault(group, {})[data] = text
+    return {group: next(iter(by_data.values())) if len(set(by_data.values())) == 1
+            else "; ".join(f"{text} on {data}" for data, text in by_data.items())
+            for group, by_data in texts.items()}
 
 
 def metric_names(runs: list[RunData]) -> list[str]:
