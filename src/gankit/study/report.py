@@ -348,7 +348,7 @@ generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.
 </p>
 {failed_list(failed)}
 <h2>Comparison</h2>
-<div class="protocol">Metric protocol (the same for every run on one dataset): <ul>{protocol or "<li>no scores</li>"}</ul></div>
+<div class="protocol">Metric protocol (one per dataset): <ul>{protocol or "<li>no scores</li>"}</ul></div>
 <p>Values are mean ± std over the n seeds of each setting. {watch}; "last" = the final evaluation.
 ★ marks the best value of each column. Click a header to sort.</p>
 {table_html(table)}
