@@ -14,7 +14,9 @@ used rather than wall time, because other jobs share this machine's cores.
 
 Runs go to `--jobs` worker processes with one torch thread each. Every finished run is appended
 to the results file (JSONL), and runs already there are skipped, so the script can be stopped and
-restarted; `--table-only` prints the table from that file. `--write-readme` replaces the README's
+restarted; a run is keyed by preset, seed, overrides and the preset's current steps, so a
+preset whose budget changes is run again and its older runs leave the table.
+`--table-only` prints the table from that file. `--write-readme` replaces the README's
 block between the MODE-COLLAPSE-TABLE markers with the table.
 """
 
@@ -149,6 +151,14 @@ def write_readme(text: str) -> None:
     readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
+def budget(preset: str, overrides: list[str]) -> int:
+    """The steps a run of this preset trains today; runs are keyed by it, so a preset whose budget
+    changes is run again and the table never mixes budgets."""
+    from gankit import config as config_lib
+
+    return config_lib.resolve(preset, list(overrides)).train.steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
@@ -161,9 +171,10 @@ def main() -> None:
     args = parser.parse_args()
     presets = [p for p in args.presets.split(",") if p]
 
-    done = {(r["preset"], r["seed"], tuple(r["overrides"])) for r in read_results(args.results)}
+    steps = {p: budget(p, args.overrides) for p in presets}
+    done = {(r["preset"], r["seed"], tuple(r["overrides"]), r["steps"]) for r in read_results(args.results)}
     jobs = [(p, s, list(args.overrides)) for p in presets for s in parse_seeds(args.seeds)
-            if (p, s, tuple(args.overrides)) not in done]
+            if (p, s, tuple(args.overrides), steps[p]) not in done]
     if jobs and not args.table_only:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         print(f"{len(jobs)} runs on {args.jobs} workers; results appended to {args.results}", flush=True)
@@ -174,7 +185,8 @@ def main() -> None:
                 scores = "  ".join(f"{key} {record[key]:.3f}" for key, _, _ in POINTS + STACKED if key in record)
                 print(f"{record['preset']:<24} seed {record['seed']:>2}  {scores}  {record['cpu_seconds']:.0f} CPU s",
                       flush=True)
-    records = [r for r in read_results(args.results) if r["overrides"] == list(args.overrides)]
+    records = [r for r in read_results(args.results)
+               if r["overrides"] == list(args.overrides) and r["preset"] in steps and r["steps"] == steps[r["preset"]]]
     text = table(records, presets)
     print(text)
     if args.write_readme:
