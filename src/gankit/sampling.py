@@ -17,7 +17,7 @@ from gankit.data import build_dataset
 from gankit.errors import GankitError
 from gankit.grids import caption, save_samples
 from gankit.latent import TruncatedNormalPrior, build_prior
-from gankit.nets import build_nets, is_conditional
+from gankit.nets import build_nets, drawn_classes
 from gankit.utils import atomic_write
 
 
@@ -105,8 +105,7 @@ def load_sampler(run_dir: Path, checkpoint: str = "latest", network: str = "G_em
     if len(shape) == 3 and hasattr(G, "set_phase"):  # a growing G (PGGAN) draws at its checkpoint's resolution
         shape = (shape[0], G.resolution, G.resolution)
     prior = build_prior(cfg.model) if truncation is None else TruncatedNormalPrior(cfg.model.z_dim, truncation)
-    # Classes to draw: none for an unconditional G, even one trained on labelled data.
-    return Sampler(G, prior, device, shape, num_classes if is_conditional(cfg.model.name) else 0, cfg, payload)
+    return Sampler(G, prior, device, shape, drawn_classes(cfg.model.name, num_classes), cfg, payload)
 
 
 @torch.no_grad()

@@ -75,15 +75,14 @@ class Objective:
     def setup(self, cfg, data_shape: tuple[int, ...], num_classes: int) -> None:
         from gankit.errors import GankitError
         from gankit.latent import build_prior
-        from gankit.nets import is_conditional, is_translator
+        from gankit.nets import drawn_classes, is_translator
 
         if is_translator(cfg.model.name):
             raise GankitError(f"model {cfg.model.name} translates images, which loss {cfg.loss.name} cannot train; "
                               f"it needs loss.name={cfg.model.name}.")
         self.prior = build_prior(cfg.model)
         self.cfg, self.data_shape = cfg, tuple(data_shape)
-        # The classes previews and samples draw: none for an unconditional G, even on labelled data.
-        self.num_classes = num_classes if is_conditional(cfg.model.name) else 0
+        self.num_classes = drawn_classes(cfg.model.name, num_classes)  # the classes previews draw
 
     # -- training ---------------------------------------------------------------------------
 

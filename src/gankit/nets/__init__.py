@@ -64,6 +64,12 @@ def is_conditional(name: str) -> bool:
     return name in MODELS and getattr(MODELS.get(name), "conditional", False)
 
 
+def drawn_classes(name: str, num_classes: int) -> int:
+    """The classes model `name` draws from: the data's for a conditional G, none for any other,
+    even one trained on labelled data (its previews and samples carry no labels)."""
+    return num_classes if is_conditional(name) else 0
+
+
 def build_nets(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     from gankit.nets.layers import INITS, apply_spectral_norm
 
