@@ -100,9 +100,14 @@ def curve_figures(table: Table) -> list[tuple[str, str]]:
             x = series[0][0]  # seeds of one setting log at the same kimg; interp guards a shorter one
             ys = np.stack([np.interp(x, sx, sy) for sx, sy in series])
             color, style = colors(i % colors.N), ("-", "--", ":", "-.")[(i // colors.N) % 4]
-            ax.plot(x, ys.mean(0), color=color, linestyle=style, linewidth=1.3, label=_label(row.setting))
-            if len(series) > 1:
-                ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, linewidth=0)
+            mean = ys.mean(0)
+            if len(x) == 1:  # scored only at the end (a benchmark row): a point, with the seeds' range as a bar
+                ax.errorbar(x, mean, yerr=[mean - ys.min(0), ys.max(0) - mean], color=color, fmt="o",
+                            markersize=4, capsize=3, label=_label(row.setting))
+            else:
+                ax.plot(x, mean, color=color, linestyle=style, linewidth=1.3, label=_label(row.setting))
+                if len(series) > 1:
+                    ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, linewidth=0)
             drawn += 1
         if not drawn:
             plt.close(fig)
