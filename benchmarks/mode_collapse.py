@@ -14,15 +14,16 @@ used rather than wall time, because other jobs share this machine's cores.
 
 Runs go to `--jobs` worker processes with one torch thread each. Every finished run is appended
 to the results file (JSONL), and runs already there are skipped, so the script can be stopped and
-restarted; a run is keyed by preset, seed, overrides and the preset's current steps, so a
-preset whose budget changes is run again and its older runs leave the table.
-`--table-only` prints the table from that file. `--write-readme` replaces the README's
-block between the MODE-COLLAPSE-TABLE markers with the table.
+restarted. A run is keyed by its preset, seed, overrides and `setting`, a hash of the preset's
+resolved config (its description aside): a preset whose budget, batch or anything else changes is
+run again, and its older runs leave the table. `--table-only` prints the table from that file.
+`--write-readme` replaces the README's block between the MODE-COLLAPSE-TABLE markers with the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -151,12 +152,14 @@ def write_readme(text: str) -> None:
     readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
-def budget(preset: str, overrides: list[str]) -> int:
-    """The steps a run of this preset trains today; runs are keyed by it, so a preset whose budget
-    changes is run again and the table never mixes budgets."""
+def setting(preset: str, overrides: list[str]) -> str:
+    """What a run of this preset trains today, as a short hash of its resolved config (the seed and
+    device are set per run, the description changes nothing)."""
     from gankit import config as config_lib
 
-    return config_lib.resolve(preset, list(overrides)).train.steps
+    values = config_lib.to_dict(config_lib.resolve(preset, list(overrides)))
+    values.pop("description", None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def main() -> None:
@@ -171,22 +174,23 @@ def main() -> None:
     args = parser.parse_args()
     presets = [p for p in args.presets.split(",") if p]
 
-    steps = {p: budget(p, args.overrides) for p in presets}
-    done = {(r["preset"], r["seed"], tuple(r["overrides"]), r["steps"]) for r in read_results(args.results)}
+    settings = {p: setting(p, args.overrides) for p in presets}
+    done = {(r["preset"], r["seed"], tuple(r["overrides"]), r.get("setting")) for r in read_results(args.results)}
     jobs = [(p, s, list(args.overrides)) for p in presets for s in parse_seeds(args.seeds)
-            if (p, s, tuple(args.overrides), steps[p]) not in done]
+            if (p, s, tuple(args.overrides), settings[p]) not in done]
     if jobs and not args.table_only:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         print(f"{len(jobs)} runs on {args.jobs} workers; results appended to {args.results}", flush=True)
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             for record in pool.imap_unordered(one_run, jobs):
+                record["setting"] = settings[record["preset"]]
                 with args.results.open("a") as f:
                     f.write(json.dumps(record) + "\n")
                 scores = "  ".join(f"{key} {record[key]:.3f}" for key, _, _ in POINTS + STACKED if key in record)
                 print(f"{record['preset']:<24} seed {record['seed']:>2}  {scores}  {record['cpu_seconds']:.0f} CPU s",
                       flush=True)
     records = [r for r in read_results(args.results)
-               if r["overrides"] == list(args.overrides) and r["preset"] in steps and r["steps"] == steps[r["preset"]]]
+               if r["overrides"] == list(args.overrides) and r.get("setting") == settings.get(r["preset"])]
     text = table(records, presets)
     print(text)
     if args.write_readme:
