@@ -20,6 +20,7 @@ import torch
 from gankit.data import build_dataset
 from gankit.metrics.evaluate import Evaluation
 from gankit.metrics.stacked_mnist import stacked_modes
+from gankit.metrics.stats import kl_to_uniform
 from gankit.sampling import load_sampler
 
 SURE = 0.9
@@ -33,12 +34,7 @@ def label(backbone, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def channel_kls(digits: torch.Tensor) -> list[float]:
-    out = []
-    for c in range(3):
-        q = torch.bincount(digits[:, c], minlength=10).double() / len(digits)
-        q = q[q > 0]
-        out.append(float((q * (q * 10).log()).sum()))
-    return out
+    return [kl_to_uniform(torch.bincount(digits[:, c], minlength=10)) for c in range(3)]
 
 
 def describe(name: str, digits: torch.Tensor, confidence: torch.Tensor) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from gankit.errors import GankitError
 from gankit.metrics import Metric, register_metric
+from gankit.metrics.stats import kl_to_uniform
 
 THRESHOLD_STDS = 3.0
 
@@ -31,12 +32,7 @@ def mode_metrics(samples: torch.Tensor, means: torch.Tensor, std: float) -> dict
     k = len(means)
     counts = torch.bincount(mode[good], minlength=k)  # high-quality samples per nearest mode
     covered = int((counts > 0).sum())
-    if good.any():
-        p = counts.double() / good.sum()
-        nonzero = p[p > 0]
-        kl = float((nonzero * (nonzero * k).log()).sum())
-    else:
-        kl = math.log(k)
+    kl = kl_to_uniform(counts) if good.any() else math.log(k)
     return {"modes_covered": covered, "high_quality_pct": 100.0 * float(good.double().mean()), "mode_kl": kl}
 
 

@@ -13,6 +13,7 @@ import torch
 
 from gankit.errors import GankitError
 from gankit.metrics import Metric, register_metric
+from gankit.metrics.stats import kl_to_uniform
 
 NUM_MODES = 1000
 
@@ -20,9 +21,8 @@ NUM_MODES = 1000
 def stacked_modes(digits: torch.Tensor) -> dict[str, float]:
     """{"stacked_modes", "stacked_kl"} from (N, 3) predicted digits."""
     modes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
-    p = torch.bincount(modes, minlength=NUM_MODES).double() / len(modes)
-    nonzero = p[p > 0]
-    return {"stacked_modes": int((p > 0).sum()), "stacked_kl": float((nonzero * (nonzero * NUM_MODES).log()).sum())}
+    counts = torch.bincount(modes, minlength=NUM_MODES)
+    return {"stacked_modes": int((counts > 0).sum()), "stacked_kl": kl_to_uniform(counts)}
 
 
 def classify_channels(backbone, images: torch.Tensor) -> torch.Tensor:

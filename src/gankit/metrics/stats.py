@@ -122,3 +122,11 @@ def nearest_distance(points: torch.Tensor, others: torch.Tensor) -> torch.Tensor
     """(len(points),) distance from each point to its nearest row of `others`."""
     points, others = points.double(), others.double()
     return torch.cat([_distances(points[i:i + CHUNK], others).min(1).values for i in range(0, len(points), CHUNK)])
+
+
+def kl_to_uniform(counts: torch.Tensor) -> float:
+    """KL(p || uniform) of a histogram over len(counts) bins: 0 when every bin holds the same
+    share, log(bins) when one bin holds all. Empty bins add nothing (0 log 0 = 0)."""
+    p = counts.double() / counts.sum()
+    p = p[p > 0]
+    return float((p * (p * len(counts)).log()).sum())
