@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -110,9 +109,7 @@ def test_help_does_not_import_torch():
     import sys
 
     subprocess.run([sys.executable, "-c", code], check=True)
-    start = time.perf_counter()
-    run_cli("--help", check=True)
-    assert time.perf_counter() - start < 5  # generous: the budget (0.5 s) is in benchmarks/
+    assert "Commands:" in run_cli("--help", check=True).stdout  # its speed (budget 0.5 s) is in benchmarks/
 
 
 # --- Bad input: one sentence, exit 2, no traceback, nothing lost. -----------------------------

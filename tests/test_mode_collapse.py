@@ -3,7 +3,11 @@ hand-written loop over the protocol, PacGAN's maxout D, and VEEGAN's Gaussian re
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +110,30 @@ def test_input_scale_multiplies_what_d_sees(name):
     plain = build_nets(ModelConfig(name=name, z_dim=2, width=8, depth=2, pack=2), (2,)).D
     x = torch.randn(4, 2)
     assert torch.allclose(scaled(x), plain(30 * x), atol=1e-5)
+
+
+# --- benchmarks/mode_collapse.py: which runs it repeats and which it reuses. ---------------------
+
+def _benchmark(results, *args: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "mode_collapse.py"
+    return subprocess.run([sys.executable, str(script), "--presets", "gan-ring8", "--seeds", "1", "--jobs", "1",
+                           "--results", str(results), *args], capture_output=True, text=True, check=True, timeout=600)
+
+
+def test_benchmark_reuses_a_finished_run_and_reruns_a_changed_config(tmp_path):
+    results = tmp_path / "runs.jsonl"
+    first = _benchmark(results, "train.steps=2")
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert (record["preset"], record["seed"], record["steps"], record["num_samples"]) == ("gan-ring8", 1, 2, 2500)
+    assert 0 <= record["modes_covered"] <= 8 and 0 <= record["high_quality_pct"] <= 100
+    row = [line for line in first.stdout.splitlines() if line.startswith("| `gan-ring8` | 1 |")]
+    assert row and f"{record['modes_covered']:.1f} ± 0.0" in row[0]
+
+    again = _benchmark(results, "train.steps=2")  # the same config and seed: nothing to train
+    assert "runs on" not in again.stdout and len(results.read_text().splitlines()) == 1
+
+    # A changed config is a new setting: trained afresh, and the table shows only today's runs.
+    changed = _benchmark(results, "train.steps=3")
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["steps"] for r in records] == [2, 3] and records[0]["setting"] != records[1]["setting"]
+    assert "| `gan-ring8` | 1 |" in changed.stdout and "| 3 | 2500 |" in changed.stdout
