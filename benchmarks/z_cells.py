@@ -14,6 +14,7 @@ The README's grid paragraph shows it for `wgan-gp-grid25-tuned`.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from gankit.data import build_dataset  # noqa: E402
-from gankit.metrics.modes2d import THRESHOLD_STDS  # noqa: E402
+from gankit.metrics.modes2d import nearest_modes  # noqa: E402
 from gankit.sampling import load_sampler  # noqa: E402
 
 SIDE = 500
@@ -41,15 +42,14 @@ def main() -> None:
     if sampler.cfg.model.z_dim != 2 or len(sampler.shape) != 1:
         raise SystemExit(f"error: {args.run_dir} is not a 2-D mixture run with a 2-D z; nothing to draw.")
     dataset = build_dataset(sampler.cfg.data)
-    means, std = dataset.means.float(), float(dataset.std)
+    means = dataset.means.float()
 
     axis = torch.linspace(-args.extent, args.extent, SIDE)
     z1, z0 = torch.meshgrid(axis, axis, indexing="ij")  # rows follow z[1], columns z[0]
     z = torch.stack([z0.flatten(), z1.flatten()], dim=1)
     with torch.inference_mode():
         x = sampler.G(z.to(sampler.device)).cpu().view(-1, 2)
-    distance, mode = torch.cdist(x, means).min(dim=1)
-    lands = distance < THRESHOLD_STDS * std
+    mode, lands = nearest_modes(x, means, float(dataset.std))
     density = torch.exp(-0.5 * (z ** 2).sum(dim=1))
     print(f"Gaussian mass of z landing on no mode: {100 * density[~lands].sum() / density.sum():.2f}%"
           f" (the lattice spans ±{args.extent:g} std)")
@@ -64,7 +64,7 @@ def main() -> None:
     extent = (-args.extent, args.extent, -args.extent, args.extent)
     ax.imshow(image.numpy(), extent=extent, origin="lower", interpolation="nearest")
     ax.contour(axis.numpy(), axis.numpy(), density.view(SIDE, SIDE).numpy(),
-               levels=sorted(float(torch.exp(torch.tensor(-0.5 * r * r))) for r in (1, 2)),
+               levels=[math.exp(-0.5 * r * r) for r in (2, 1)],
                colors="white", linewidths=0.7)
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")

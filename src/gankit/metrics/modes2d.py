@@ -24,11 +24,15 @@ from gankit.metrics.stats import kl_to_uniform
 THRESHOLD_STDS = 3.0
 
 
+def nearest_modes(samples: torch.Tensor, means: torch.Tensor, std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N,) index of each sample's nearest mode, (N,) whether it is high quality: within 3 std of it)."""
+    nearest, mode = torch.cdist(samples.double(), means.double()).min(1)
+    return mode, nearest < THRESHOLD_STDS * std
+
+
 def mode_metrics(samples: torch.Tensor, means: torch.Tensor, std: float) -> dict[str, float]:
     """{"modes_covered", "high_quality_pct", "mode_kl"} for (N, 2) samples."""
-    distances = torch.cdist(samples.double(), means.double())  # (N, K)
-    nearest, mode = distances.min(1)
-    good = nearest < THRESHOLD_STDS * std
+    mode, good = nearest_modes(samples, means, std)
     k = len(means)
     counts = torch.bincount(mode[good], minlength=k)  # high-quality samples per nearest mode
     covered = int((counts > 0).sum())
