@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn(args: list[str], cwds: list[Path], world: int = 2) -> list[subprocess.CompletedProcess]:
+def start(args: list[str], cwds: list[Path], world: int = 2) -> list[subprocess.Popen]:
     """`python ARGS` as ranks 0..world-1 of one job, as torchrun would start them."""
     port = str(_free_port())
     procs = []
@@ -45,6 +47,15 @@ def spawn(args: list[str], cwds: list[Path], world: int = 2) -> list[subprocess.
                "OMP_NUM_THREADS": "1"}
         procs.append(subprocess.Popen([sys.executable, *args], cwd=cwds[rank], env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return procs
+
+
+def spawn(args: list[str], cwds: list[Path], world: int = 2) -> list[subprocess.CompletedProcess]:
+    return wait(start(args, cwds, world))
+
+
+def wait(procs: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
+    """Each process's exit code and output; a job still running after HANG seconds fails the test."""
     results = []
     try:
         for p in procs:
@@ -53,7 +64,7 @@ def spawn(args: list[str], cwds: list[Path], world: int = 2) -> list[subprocess.
     except subprocess.TimeoutExpired:
         for p in procs:
             p.kill()
-        pytest.fail(f"the {world}-process job hung for {HANG}s")
+        pytest.fail(f"the {len(procs)}-process job hung for {HANG}s")
     return results
 
 
@@ -206,6 +217,26 @@ def test_nproc_failure_is_one_sentence_and_exit_2(tmp_path, cli):
 
     assert_user_error(proc, "MNIST")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("signalled", [0, 1])
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, signalled):
+    """SIGTERM reaches one process only (`kill PID`, or SLURM signalling one node's tasks): both ranks
+    still stop after the same step, rank 0 saves latest.pt there and says so once, both exit 143.
+    Before AgreeOnStop the signalled rank left alone and the job hung in the next all-reduce."""
+    procs = start(["-m", "gankit", "train", "gan-ring8", "train.steps=1000000", "train.log_every=10",
+                   "--out", "runs"], [tmp_path, tmp_path])
+    stats = tmp_path / "runs" / "gan-ring8-000" / "stats.jsonl"
+    deadline = time.monotonic() + HANG
+    while not (stats.exists() and stats.read_text()) and time.monotonic() < deadline:  # the loop runs
+        time.sleep(0.1)
+    procs[signalled].send_signal(signal.SIGTERM)
+    rank0, rank1 = wait(procs)
+    assert rank0.returncode == rank1.returncode == 143, (rank0.stderr, rank1.stderr)
+    said = [line for line in rank0.stderr.splitlines() if line.startswith("stopped at step ")]
+    assert len(said) == 1 and "stopped" not in rank1.stderr, (rank0.stderr, rank1.stderr)
+    step = int(said[0].split()[3].rstrip(";"))
+    assert load_checkpoint(stats.parent / "checkpoints" / "latest.pt")["step"] == step > 0
 
 
 def test_a_batch_that_does_not_divide_among_ranks_is_refused():

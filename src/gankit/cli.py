@@ -357,7 +357,10 @@ def _main(argv: list[str] | None) -> None:
             click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Stopped as exc:
-        click.echo(str(exc), err=True)
+        from gankit.ranks import ranks_from_env
+
+        if ranks_from_env().is_main:  # every rank stopped at the same step: one line says so
+            click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)

@@ -274,6 +274,7 @@ class Engine:
             raise GankitError("train.sync_batchnorm=true needs CUDA: torch's SyncBatchNorm runs on GPUs only; "
                               "drop it on CPU.")
         self.raw: dict[str, nn.Module] = {}
+        self.stop_group: dist.ProcessGroup | None = None  # AgreeOnStop's (None: the default group)
         # On rank 0: the step at which GatherRankStates last gathered, and every rank's RNG states
         # and data position then.
         self.gathered: tuple[int, list[dict[str, Any]]] | None = None
@@ -287,7 +288,11 @@ class Engine:
             # would have to, in step, and that is not built yet.
             raise GankitError("train.on_divergence=rollback works with one process only; with several, use "
                               "stop and resume from the last good checkpoint with lower rates.")
-        return cls(ranks, device, train_cfg.precision, train_cfg.sync_batchnorm)
+        engine = cls(ranks, device, train_cfg.precision, train_cfg.sync_batchnorm)
+        if ranks.world_size > 1 and dist.get_backend() != "gloo":
+            # AgreeOnStop's flag is a CPU int: over gloo it costs a CUDA run no stream sync per step.
+            engine.stop_group = dist.new_group(backend="gloo")
+        return engine
 
     @property
     def is_main(self) -> bool:
@@ -410,6 +415,20 @@ def main_first(make: Callable[[], T]) -> T:
         return result
     barrier()
     return make()
+
+
+class AgreeOnStop(Hook):
+    """On every rank, every step: the signal any rank received since, so that all ranks end the
+    loop after the same step (gankit.training.stop). One all-reduce of one int per step."""
+
+    def __init__(self, engine: Engine):
+        self.group = engine.stop_group
+
+    def on_step(self, run) -> None:
+        flag = torch.tensor([run.stop.received or 0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        if flag.item():
+            run.stop.signum = int(flag.item())
 
 
 class MeanOverRanks(Hook):

@@ -26,6 +26,7 @@ from gankit.errors import GankitError, Stopped
 from gankit.nets import Nets
 from gankit.penalties import build_penalties
 from gankit.training.distributed import (
+    AgreeOnStop,
     Engine,
     ForgetLosses,
     GatherRankStates,
@@ -45,10 +46,11 @@ from gankit.utils import remove_temp_files, truncate_jsonl
 
 def default_hooks(run: Run) -> list[Hook]:
     t = run.cfg.train
-    # On every rank, on the same (averaged) loss sums, so that all ranks stop together; and every
-    # rank's random states for rank 0's checkpoints.
-    every_rank = ([MeanOverRanks(run.engine, t.log_every), GatherRankStates(run.engine, t.checkpoint_every)]
-                  if run.engine.distributed else [])
+    # On every rank: a signal stops all ranks after the same step; the guard judges the same
+    # (averaged) loss sums, so that all ranks stop together; every rank's random states go into
+    # rank 0's checkpoints.
+    every_rank = ([AgreeOnStop(run.engine), MeanOverRanks(run.engine, t.log_every),
+                   GatherRankStates(run.engine, t.checkpoint_every)] if run.engine.distributed else [])
     every_rank.append(DivergenceGuard(t.log_every))
     if not run.engine.is_main:
         return every_rank + [ForgetLosses(t.log_every)]  # files are rank 0's alone
@@ -158,7 +160,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
         while True:
             hooks = default_hooks(run)
             try:
-                with GracefulStop() as run.stop:
+                with GracefulStop(shared=engine.distributed) as run.stop:
                     training_loop(run, hooks)
                 break
             except NonFinite as exc:

@@ -4,6 +4,12 @@ Cluster schedulers send SIGTERM (or, with SLURM's `--signal`, SIGUSR1) some time
 kill a job; a closed terminal sends SIGHUP; Ctrl-C sends SIGINT. Each only sets a flag that the
 training loop reads between steps, so nothing is cut mid-update; a second Ctrl-C is the way
 out when even one step is too long to wait for.
+
+Under DDP every rank must leave the loop after the same step: a rank that left alone would
+leave the others waiting for it in the next step's all-reduce, and the job would hang without
+saving. A signal reaches each rank at its own moment (`kill` of one process, SLURM signalling one
+node's tasks), so there the handler only records it (`received`), and the AgreeOnStop hook sets
+`signum` on every rank at the same step.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
 class StopFlag:
     """Never requested: what a run has when no signal handler is installed (tests, notebooks)."""
 
-    signum: int | None = None
+    signum: int | None = None  # the signal the run stops for; the loop ends once it is set
+    received: int | None = None  # the signal this process received (under DDP, not yet agreed on)
 
     @property
     def requested(self) -> bool:
@@ -28,8 +35,9 @@ class StopFlag:
 class GracefulStop(StopFlag):
     """Context manager: while inside, the signals above request a stop instead of killing the process."""
 
-    def __init__(self) -> None:
-        self.signum = None
+    def __init__(self, shared: bool = False) -> None:
+        self.signum = self.received = None
+        self.shared = shared  # under DDP: `signum` is set by AgreeOnStop, on every rank at once
         self.previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulStop:
@@ -43,10 +51,12 @@ class GracefulStop(StopFlag):
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:
+        if self.received is not None:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt  # the second Ctrl-C: stop now, latest.pt stays as it was
             return
-        self.signum = signum
+        self.received = signum
+        if not self.shared:
+            self.signum = signum
         print(f"{signal.Signals(signum).name}: finishing this step and saving checkpoints/latest.pt "
               "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
