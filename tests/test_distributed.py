@@ -239,6 +239,28 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, sig
     assert load_checkpoint(stats.parent / "checkpoints" / "latest.pt")["step"] == step > 0
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGUSR1, 138)])
+def test_nproc_stopped_by_a_signal_saves_and_exits_as_one_process(tmp_path, signum, code):
+    """A scheduler's signal to `gankit train --nproc 2`: torchrun's agent passes it to both
+    workers, which save at the same step; the job exits 128 + N with the two lines one process
+    prints (before: SIGTERM gave a traceback of torchrun's SignalException, its log line and
+    exit 1; SIGUSR1, which torchrun does not pass on by default, killed the agent alone)."""
+    launcher = subprocess.Popen([sys.executable, "-m", "gankit", "train", "gan-ring8", "train.steps=1000000",
+                                 "train.log_every=10", "--nproc", "2", "--out", "runs"], cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stats = tmp_path / "runs" / "gan-ring8-000" / "stats.jsonl"
+    deadline = time.monotonic() + HANG
+    while not (stats.exists() and stats.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    launcher.send_signal(signum)
+    (result,) = wait([launcher])
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("step ")]
+    assert len(lines) == 2 and lines[0].startswith(f"{signum.name}: finishing this step"), result.stderr
+    step = int(lines[1].removeprefix("stopped at step ").split(";")[0])
+    assert load_checkpoint(stats.parent / "checkpoints" / "latest.pt")["step"] == step > 0
+
+
 def test_a_batch_that_does_not_divide_among_ranks_is_refused():
     from gankit.ranks import Ranks
 

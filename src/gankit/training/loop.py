@@ -160,7 +160,7 @@ def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
         while True:
             hooks = default_hooks(run)
             try:
-                with GracefulStop(shared=engine.distributed) as run.stop:
+                with GracefulStop(shared=engine.distributed, speaks=engine.is_main) as run.stop:
                     training_loop(run, hooks)
                 break
             except NonFinite as exc:

@@ -35,9 +35,10 @@ class StopFlag:
 class GracefulStop(StopFlag):
     """Context manager: while inside, the signals above request a stop instead of killing the process."""
 
-    def __init__(self, shared: bool = False) -> None:
+    def __init__(self, shared: bool = False, speaks: bool = True) -> None:
         self.signum = self.received = None
         self.shared = shared  # under DDP: `signum` is set by AgreeOnStop, on every rank at once
+        self.speaks = speaks  # under DDP rank 0 alone, or each rank would print the same line
         self.previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulStop:
@@ -58,5 +59,6 @@ class GracefulStop(StopFlag):
         self.received = signum
         if not self.shared:
             self.signum = signum
-        print(f"{signal.Signals(signum).name}: finishing this step and saving checkpoints/latest.pt "
-              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        if self.speaks:
+            print(f"{signal.Signals(signum).name}: finishing this step and saving checkpoints/latest.pt "
+                  "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
