@@ -3,8 +3,9 @@ environment torchrun gives them; the 2-rank scenarios share one spawn (tests/ddp
 
 What is proved: N ranks x B/N compute what one process computes with B (WGAN-GP through a
 biased last layer, R1, accumulation with no_sync), ranks agree on EMA, RNG and data position, a
-2-rank resume restores each rank's own RNG state and is exact, only rank 0 writes, and a failing
-rank ends the job with one sentence.
+2-rank resume restores each rank's own RNG state and is exact, only rank 0 writes, a failing
+rank ends the job with one sentence, and a signal to one rank (or to `--nproc`'s launcher) stops
+every rank after the same step, saved.
 """
 
 from __future__ import annotations

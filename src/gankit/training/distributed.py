@@ -12,8 +12,9 @@ each part against a failure that public GAN frameworks have shown:
 - files are written by rank 0 only; the others wait at a barrier where they must;
 - every rank's RNG states and data position go into each checkpoint (GatherRankStates), so a
   resume with as many ranks gives each its own back;
-- a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), and a
-  finished run leaves the process group on every rank together, so nothing hangs.
+- a rank that fails stops the whole job with one sentence from rank 0 (FailureRelay), a signal
+  to any rank stops every rank after the same step (AgreeOnStop), and a finished run leaves the
+  process group on every rank together, so nothing hangs.
 Which rows of each batch a rank trains on is `gankit.ranks`.
 """
 
