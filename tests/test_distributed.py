@@ -220,6 +220,13 @@ def test_nproc_failure_is_one_sentence_and_exit_2(tmp_path, cli):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def _wait_for_training(stats: Path) -> None:
+    """Until the run's first stats line: the loop runs and its signal handlers are in place."""
+    deadline = time.monotonic() + HANG
+    while not (stats.exists() and stats.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("signalled", [0, 1])
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, signalled):
     """SIGTERM reaches one process only (`kill PID`, or SLURM signalling one node's tasks): both ranks
@@ -228,9 +235,7 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, sig
     procs = start(["-m", "gankit", "train", "gan-ring8", "train.steps=1000000", "train.log_every=10",
                    "--out", "runs"], [tmp_path, tmp_path])
     stats = tmp_path / "runs" / "gan-ring8-000" / "stats.jsonl"
-    deadline = time.monotonic() + HANG
-    while not (stats.exists() and stats.read_text()) and time.monotonic() < deadline:  # the loop runs
-        time.sleep(0.1)
+    _wait_for_training(stats)
     procs[signalled].send_signal(signal.SIGTERM)
     rank0, rank1 = wait(procs)
     assert rank0.returncode == rank1.returncode == 143, (rank0.stderr, rank1.stderr)
@@ -250,9 +255,7 @@ def test_nproc_stopped_by_a_signal_saves_and_exits_as_one_process(tmp_path, sign
                                  "train.log_every=10", "--nproc", "2", "--out", "runs"], cwd=tmp_path, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stats = tmp_path / "runs" / "gan-ring8-000" / "stats.jsonl"
-    deadline = time.monotonic() + HANG
-    while not (stats.exists() and stats.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_for_training(stats)
     launcher.send_signal(signum)
     (result,) = wait([launcher])
     assert result.returncode == code, result.stderr
