@@ -67,7 +67,7 @@ def train(ctx: click.Context, args: tuple[str, ...], out: Path, name: str | None
             raise GankitError("--nproc starts its own processes; drop it when launching with torchrun.")
         if resume_dir is None and args and "=" not in args[0]:
             config_lib.resolve(args[0], seed_model(args[0], list(args[1:])))  # a bad key fails once, not N times
-        from gankit.training.distributed import launch, without_nproc
+        from gankit.training.launch import launch, without_nproc
 
         sys.exit(launch(nproc, without_nproc(argv)))
     if resume_dir is not None:
