@@ -54,13 +54,14 @@ PAPER = {
     "wgan-gp-grid25-tuned": (25, 95.0, 0.03, "goal: ≥ / ≥ / ≤"),
     "dcgan-stacked-mnist": (99, 3.40, "PacGAN T2, DCGAN"),
     "pacdcgan2-stacked-mnist": (1000, 0.06, "PacGAN T2, PacDCGAN2"),
+    "dcgan-stacked-mnist-tuned": (1000, 0.05, "goal: ≥ / ≤"),
     "wgan-gp-grid25": (24.2, 28.7, None, "GDPP T1, WGAN-GP"),
 }
 
 DEFAULT_PRESETS = ["gan-ring8-collapse", "gan-ring8-pacgan", "pacgan2-ring8", "pacgan4-ring8", "veegan-ring8",
                    "pacgan-ring8-tuned",
                    "gan-grid25-pacgan", "pacgan2-grid25", "pacgan4-grid25", "veegan-grid25", "wgan-gp-grid25-tuned",
-                   "dcgan-stacked-mnist", "pacdcgan2-stacked-mnist"]
+                   "dcgan-stacked-mnist", "pacdcgan2-stacked-mnist", "dcgan-stacked-mnist-tuned"]
 
 
 def one_run(job: tuple[str, int, list[str]]) -> dict:
