@@ -82,6 +82,18 @@ def test_maxout_d_judges_packs_and_g_uses_batchnorm(m):
     assert first.in_features == 2 * m and first.out_features == 8 * 5
 
 
+def test_dcgan_d_takes_its_own_width():
+    # Widening G alone is cheaper than widening both: D, with R1's double backward, is most of a step.
+    def channels(net):
+        return [layer.out_channels for layer in net.modules() if isinstance(layer, torch.nn.Conv2d)]
+
+    wide_g = build_nets(ModelConfig(name="dcgan", z_dim=8, width=32, width_D=16), (3, 28, 28))
+    same = build_nets(ModelConfig(name="dcgan", z_dim=8, width=32), (3, 28, 28))
+    assert channels(wide_g.D) == [16, 32, 1] and channels(same.D) == [32, 64, 1]
+    assert [p.shape for p in wide_g.G.parameters()] == [p.shape for p in same.G.parameters()]
+    assert wide_g.D(torch.randn(4, 3, 28, 28)).shape == (4,)
+
+
 def test_veegan_codes_are_gaussian_draws_and_the_recon_cost_is_their_nll():
     torch.manual_seed(0)
     nets = build_nets(ModelConfig(name="veegan", z_dim=3, width=8, depth=2), (2,))

@@ -83,7 +83,7 @@ class ModelConfig:
     batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
     pack: int = 2  # pacgan, maxout: samples D sees at once (PacGAN's m); 1 = a plain GAN's D
-    width_D: int = 0  # maxout: D hidden units; 0 = model.width (PacGAN's toy D: 200, G: 400)
+    width_D: int = 0  # maxout: D hidden units, dcgan: D channels; 0 = model.width (PacGAN's toy D: 200, G: 400)
     depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
     maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
     input_scale_D: float = 1.0  # mlp, pacgan (points), maxout: D sees x * this; > 1 lets D resolve tight modes sooner

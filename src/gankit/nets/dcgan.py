@@ -90,5 +90,5 @@ def build_dcgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     channels, resolution, _ = data_shape
     return Nets(
         G=DCGANGenerator(cfg.z_dim, channels, resolution, cfg.width, cfg.batchnorm_G is not False),
-        D=DCGANDiscriminator(channels, resolution, cfg.width, cfg.batchnorm_D is not False),
+        D=DCGANDiscriminator(channels, resolution, cfg.width_D or cfg.width, cfg.batchnorm_D is not False),
     )
