@@ -16,6 +16,7 @@ from gankit.errors import GankitError
 from gankit.nets import Nets
 from gankit.penalties import input_gradient
 from gankit.training.distributed import Engine
+from gankit.training.hooks import LossMeter
 from gankit.training.loop import train
 from gankit.training.precision import Precision
 from gankit.utils import read_jsonl
@@ -90,6 +91,17 @@ def test_mixed_precision_trains_through_the_loop(tmp_path, precision, preset, ov
     assert all(v.dtype == torch.float32 for v in payload["G"].values() if v.is_floating_point())  # fp32 weights
     stats = read_jsonl(run / "stats.jsonl")
     assert all(isinstance(v, float) for r in stats for k, v in r.items() if k.startswith(("D/", "G/")))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_loss_meter_averages_half_precision_terms_exactly(dtype):
+    """Under autocast the loss terms are bfloat16 or float16. Summed in their own dtype, 3,000
+    terms of 1.0 stop growing at 256 (bf16) or 2,048 (fp16), so the logged mean would be 0.085
+    or 0.68; the meter sums in float32."""
+    meter = LossMeter()
+    for _ in range(3000):
+        meter.add({"D/adv": torch.tensor(1.0, dtype=dtype)})
+    assert meter.summary() == {"D/adv": 1.0}
 
 
 @pytest.mark.slow

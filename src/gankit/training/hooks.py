@@ -47,7 +47,10 @@ class LossMeter:
 
     def add(self, terms: dict[str, torch.Tensor]) -> None:
         for name, value in terms.items():
-            value = value.detach()
+            # float32 sums: under bf16 autocast a term is bfloat16, whose 8-bit mantissa stops a running
+            # sum from growing once the sum is about 256 times the term (a D loss near 1.28 logged as
+            # 512 / 400 = 1.28125 at every log, whatever D did); float16 does the same at 2,048 times.
+            value = value.detach().float()
             self.sums[name] = self.sums[name] + value if name in self.sums else value
             self.counts[name] = self.counts.get(name, 0) + 1
 
