@@ -91,6 +91,13 @@ CASES = {
     "unknown-metric": ["train", "gan-ring8", "eval.metrics=[nope]", *OUT, "--name", "nometric"],
     "eval-samples-below-minimum": ["train", "gan-ring8", "eval.metrics=[modes]", "eval.num_samples=5", *OUT,
                                    "--name", "fewsamples"],
+    # A metric's classifier is loaded before the first step, not found missing after hours of training.
+    "stacked-without-classifier": ["train", "dcgan-stacked-mnist", "data.stacked_size=2000",
+                                   "eval.cache_dir={ws}/no-cache", *OUT, "--name", "nostacked"],
+    "cfid-without-classifier": ["train", "dcgan-mnist", "eval.metrics=[cfid]", "eval.cache_dir={ws}/no-cache", *OUT,
+                                "--name", "nocfid"],
+    "label-preservation-without-classifier": ["train", "cgan-mnist", "eval.metrics=[label_preservation]",
+                                              "eval.cache_dir={ws}/no-cache", *OUT, "--name", "nolabels"],
     # click's own usage errors, as one line.
     "presets-extra-argument": ["presets", "foo"],
     "unknown-option": ["train", "--bogus"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,6 +27,9 @@ from gankit.errors import GankitError
 from gankit.nets import Nets
 from gankit.ranks import draw_share
 from gankit.registry import Registry
+
+if TYPE_CHECKING:
+    from gankit.config import DataConfig
 
 Terms = dict[str, torch.Tensor]
 
@@ -139,11 +142,15 @@ class Objective:
 
         return draw_samples(G, prior or self.prior, n, seed, device, self.num_classes, batch_size)
 
+    def evaluation_data(self) -> dict[str, DataConfig]:
+        """Each evaluation set's name and the data its samples are scored against."""
+        return {"": self.cfg.data}
+
     def evaluation_sets(self, G: torch.nn.Module, n: int, seed: int, device: torch.device) -> list[EvalSet]:
         """What metrics score: n samples against the run's own data; a conditional G's samples carry
         the class they were drawn for (0, 1, 2, ... cycling), which label_preservation checks."""
         labels = torch.arange(n) % self.num_classes if self.num_classes else None
-        return [EvalSet("", self.generate(G, n, seed, device), self.cfg.data, labels)]
+        return [EvalSet("", self.generate(G, n, seed, device), self.evaluation_data()[""], labels)]
 
     def default_metrics(self) -> list[str]:
         """`gankit eval`'s metrics when neither the command nor the run names any."""

@@ -19,7 +19,7 @@ Sample grids and metrics translate fixed test images instead of drawing noise.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from gankit.data.unpaired import DOMAIN_A, DOMAIN_B, split_domains
 from gankit.errors import GankitError
 from gankit.losses import Batch, EvalSet, Objective, Terms, register_loss
 from gankit.nets import Nets, is_translator
+
+if TYPE_CHECKING:
+    from gankit.config import DataConfig
 
 DIRECTIONS = {"AtoB": (DOMAIN_A, "G_AB"), "BtoA": (DOMAIN_B, "G_BA")}
 
@@ -186,16 +189,20 @@ class CycleGANLoss(Objective):
         domain_a, _ = self.test_domains()
         return self.translate(G, all_images(domain_a)[:n], "AtoB", device, batch_size)
 
+    def evaluation_data(self) -> dict[str, DataConfig]:
+        """Each direction is scored against its target domain's split."""
+        return {direction: dataclasses.replace(self.cfg.data, domain="AB"[DOMAIN_B if source == DOMAIN_A else DOMAIN_A])
+                for direction, (source, _) in DIRECTIONS.items()}
+
     def evaluation_sets(self, G: torch.nn.Module, n: int, seed: int, device: torch.device) -> list[EvalSet]:
         """Each direction's translations of the source domain's test split (up to n), scored against
         the target domain's split: FID/KID per direction, and label preservation when labelled."""
         sets = []
         domains = dict(zip((DOMAIN_A, DOMAIN_B), self.test_domains(), strict=True))
-        for direction, (source, _) in DIRECTIONS.items():
+        for direction, data in self.evaluation_data().items():
+            source, _ = DIRECTIONS[direction]
             images = all_images(domains[source])[:n]
             labels = getattr(domains[source], "labels", None)
-            target = DOMAIN_B if source == DOMAIN_A else DOMAIN_A
-            data = dataclasses.replace(self.cfg.data, domain="AB"[target])
             sets.append(EvalSet(direction, self.translate(G, images, direction, device), data,
                                 None if labels is None else labels[:n].cpu()))
         return sets

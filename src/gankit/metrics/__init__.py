@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class Metric:
     """A score over generated samples; `backbone` names the feature extractor it uses, if any."""
 
+    backbone: str = ""  # inception | classifier | digit-classifier | "" (none)
     headline: str = ""  # the scalar that stands for the metric (best checkpoint, collapse)
     lower_is_better: dict[str, bool] = {}  # per scalar it returns: which way is better
     min_samples: int = 2  # generated samples below which the score means nothing (a statistic needs two)

@@ -109,6 +109,50 @@ def at_data_resolution(fake: torch.Tensor, data: DataConfig) -> torch.Tensor:
     return torch.nn.functional.interpolate(fake, size=(data.resolution, data.resolution), mode="nearest")
 
 
+def build_backbone(name: str, data: DataConfig, eval_cfg: EvalConfig, device: torch.device | str) -> Backbone:
+    """The feature extractor `name` for samples of `data`: Inception (its weights fetched to the torch
+    cache when not given), the dataset's classifier, or Stacked MNIST's digit classifier."""
+    from gankit.metrics.classifier import ClassifierBackbone, default_classifier_path
+
+    device = torch.device(device)
+    if name == "inception":
+        from gankit.metrics.inception import InceptionBackbone
+
+        return InceptionBackbone(eval_cfg.inception_weights or None, device)
+    if name == "classifier":
+        path = eval_cfg.classifier or default_classifier_path(cache_root(eval_cfg), data)
+        backbone = ClassifierBackbone(path, device)
+        backbone.check_input(data.channels)
+        return backbone
+    if name == "digit-classifier":  # Stacked MNIST: an MNIST classifier applied per channel
+        if eval_cfg.classifier:
+            return ClassifierBackbone(eval_cfg.classifier, device)
+        for source in ("mnist", "mnist5k"):
+            path = default_classifier_path(cache_root(eval_cfg), replace(data, name=source, channels=1))
+            if path.is_file():
+                return ClassifierBackbone(path, device)
+        raise GankitError("Stacked-MNIST modes need an MNIST digit classifier; train one with "
+                          f"`gankit classifier train --data mnist --resolution {data.resolution}` "
+                          "or set eval.classifier to its file.")
+    raise ValueError(f"unknown backbone {name}")
+
+
+# Backbones built from a file the user makes (`gankit classifier train`), which nothing can fetch.
+USER_MADE_BACKBONES = ("classifier", "digit-classifier")
+
+
+def build_user_made_backbones(metrics: list[str], data_by_set: dict[str, DataConfig], eval_cfg: EvalConfig,
+                              device: torch.device | str, shared: dict) -> None:
+    """Before training: load each classifier the metrics will use into `shared` (as `score_sets`
+    keys it), so a missing or unfit one stops the run at its start, not after hours of training.
+    Inception is left to its first use, which may fetch its weights."""
+    needed = {build_metric(name).backbone for name in metrics} & set(USER_MADE_BACKBONES)
+    for set_name, data in data_by_set.items():
+        backbones = shared.setdefault(set_name, {}).setdefault("backbones", {})
+        for name in sorted(needed):
+            backbones[name] = build_backbone(name, data, eval_cfg, device)
+
+
 class Evaluation:
     """One set of generated samples and everything metrics may ask about it, each computed once."""
 
@@ -146,35 +190,10 @@ class Evaluation:
 
     def backbone(self, name: str) -> Backbone:
         if name not in self._backbones:
-            self._backbones[name] = self._build_backbone(name)
+            self._backbones[name] = build_backbone(name, self.data, self.eval_cfg, self.device)
         backbone = self._backbones[name]
         self.used.update(backbone=backbone.name, weights_hash=backbone.weights_hash, resize=backbone.resize)
         return backbone
-
-    def _build_backbone(self, name: str) -> Backbone:
-        from gankit.metrics.classifier import ClassifierBackbone, default_classifier_path
-
-        if name == "inception":
-            from gankit.metrics.inception import InceptionBackbone
-
-            return InceptionBackbone(self.eval_cfg.inception_weights or None, self.device)
-        if name == "classifier":
-            path = self.eval_cfg.classifier or default_classifier_path(cache_root(self.eval_cfg), self.data)
-            backbone = ClassifierBackbone(path, self.device)
-            backbone.check_input(self.data.channels)
-            return backbone
-        if name == "digit-classifier":  # Stacked MNIST: an MNIST classifier applied per channel
-            if self.eval_cfg.classifier:
-                return ClassifierBackbone(self.eval_cfg.classifier, self.device)
-            for source in ("mnist", "mnist5k"):
-                path = default_classifier_path(cache_root(self.eval_cfg),
-                                               replace(self.data, name=source, channels=1))
-                if path.is_file():
-                    return ClassifierBackbone(path, self.device)
-            raise GankitError("Stacked-MNIST modes need an MNIST digit classifier; train one with "
-                              f"`gankit classifier train --data mnist --resolution {self.data.resolution}` "
-                              "or set eval.classifier to its file.")
-        raise ValueError(f"unknown backbone {name}")
 
     def fake_features(self, name: str) -> dict[str, torch.Tensor]:
         backbone = self.backbone(name)

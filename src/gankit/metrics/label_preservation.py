@@ -17,6 +17,7 @@ from gankit.metrics import Metric, register_metric
 
 
 class LabelPreservation(Metric):
+    backbone = "classifier"
     headline = "label_preservation"
     lower_is_better = {"label_preservation": False}
 

@@ -99,7 +99,7 @@ class Evaluator(Hook):
 
     def __init__(self, run: Run):
         from gankit.metrics import require_samples
-        from gankit.metrics.evaluate import headline, lower_is_better
+        from gankit.metrics.evaluate import build_user_made_backbones, headline, lower_is_better
 
         cfg = run.cfg.eval
         self.run_dir: Path = run.run_dir
@@ -112,6 +112,7 @@ class Evaluator(Hook):
         self.writer = None  # TensorBoard, opened only when there is something to score
         if not self.metrics:
             return
+        build_user_made_backbones(self.metrics, run.objective.evaluation_data(), cfg, run.device, self.shared)
         if cfg.diversity_floor > 0 and "diversity" not in self.metrics and can_score_diversity(run.dataset):
             self.metrics.append("diversity")
         self.watch = cfg.best_metric or headline(self.metrics[0])
