@@ -1,8 +1,8 @@
 """Training speed on this machine: ms per step and img/s for every preset's model at its default
-batch size, and (with --channels-last-gain) the channels_last gain, measured in one run so
-that the ratios are comparable.
+batch size, and (with --channels-last-gain, --bf16-gain) the channels_last and bfloat16 autocast
+gains, measured in one run so that the ratios are comparable.
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 20] [--presets dcgan-mnist,gan-ring8]
+    .venv/bin/python benchmarks/train_speed.py [--steps 20] [--presets dcgan-mnist,gan-ring8] [--bf16-gain]
 
 A preset whose dataset is not on disk is timed on random tensors of the dataset's shape
 (gankit.standin), marked "stand-in" in the output: the step cost depends on the shape only.
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join(n for n, _ in config_lib.list_presets()))
     parser.add_argument("--channels-last-gain", action="store_true",
                         help="also time channels_last=false and print the ratio (doubles the run time)")
+    parser.add_argument("--bf16-gain", action="store_true",
+                        help="also time train.precision=fp32 and bf16 and print the ratio (triples the run time)")
     args = parser.parse_args()
     print(f"gankit --help: {help_seconds():.2f} s")
     print(f"{'preset':<26} {'model':<17} {'batch':>5} {'D/G':>3} {'ms/step':>9} {'img/s':>8}  data")
@@ -74,6 +76,10 @@ def main() -> None:
         if args.channels_last_gain:
             slow, _ = ms_per_step(preset, args.steps, ["train.channels_last=false"], dataset)
             note += f", channels_last gain {slow / fast:.2f}x"
+        if args.bf16_gain:  # both timed here: the row itself runs at the preset's own precision
+            fp32, _ = ms_per_step(preset, args.steps, ["train.precision=fp32"], dataset)
+            bf16, _ = ms_per_step(preset, args.steps, ["train.precision=bf16"], dataset)
+            note += f", bf16 gain {fp32 / bf16:.2f}x"
         print(f"{preset:<26} {cfg.model.name:<17} {cfg.train.batch_size:>5} {cfg.train.discriminator_steps:>3} "
               f"{fast:>9.1f} {rate:>8.0f}  {note}", flush=True)
 
