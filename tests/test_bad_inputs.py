@@ -96,6 +96,8 @@ CASES = {
                                    "eval.cache_dir={ws}/no-cache", *OUT, "--name", "nostacked"],
     "cfid-without-classifier": ["train", "dcgan-mnist", "eval.metrics=[cfid]", "eval.cache_dir={ws}/no-cache", *OUT,
                                 "--name", "nocfid"],
+    "fid-without-inception-weights": ["train", "dcgan-mnist", "eval.metrics=[fid]",
+                                      "eval.inception_weights={ws}/missing.pth", *OUT, "--name", "nofid"],
     "label-preservation-without-classifier": ["train", "cgan-mnist", "eval.metrics=[label_preservation]",
                                               "eval.cache_dir={ws}/no-cache", *OUT, "--name", "nolabels"],
     # click's own usage errors, as one line.

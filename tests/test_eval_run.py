@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
 
 from gankit import config as config_lib
 from gankit.cli import main
+from gankit.errors import GankitError
 from gankit.metrics.stats import SingularCovarianceWarning
-from gankit.training.loop import build_run, train
+from gankit.training.hooks import Hook
+from gankit.training.loop import build_run, default_hooks, resume, train, training_loop
 from gankit.utils import read_jsonl
 
 from conftest import assert_user_error
@@ -131,3 +134,35 @@ def test_classifier_command_refuses_unlabelled_data_and_bad_epochs(tmp_path, cap
         err = capsys.readouterr().err
         assert info.value.code == 2 and err.startswith("error: ") and fragment in err, err
     assert not (tmp_path / "c.pt").exists()
+
+
+class DeleteAtStep(Hook):
+    """Removes a file after a given step: a scratch disk purged while the run trained."""
+
+    def __init__(self, path, step):
+        self.path, self.step = path, step
+
+    def on_step(self, run) -> None:
+        if run.step == self.step:
+            self.path.unlink()
+
+
+def test_a_failed_end_of_run_evaluation_still_saves_the_last_step_and_resume_evaluates(tmp_path, random_inception):
+    weights = tmp_path / "inception.pth"
+    shutil.copy(random_inception, weights)
+    cfg = config_lib.resolve("dcgan-mnist", [
+        "train.steps=3", "train.batch_size=8", "model.width=8", "train.log_every=1", "train.sample_every=1000",
+        "train.checkpoint_every=2", "eval.metrics=[kid]", "eval.num_samples=12", "eval.reference_split=test",
+        f"eval.inception_weights={weights}", f"eval.cache_dir={tmp_path / 'cache'}"])
+    run_dir = tmp_path / "run"
+    run = build_run(cfg, run_dir, torch.device("cpu"))
+    hooks = default_hooks(run)  # the evaluator finds the weights here, at the start
+    with pytest.raises(GankitError, match="no Inception weights at"):
+        training_loop(run, [DeleteAtStep(weights, 3), *hooks])
+    # The evaluation at the end failed, yet the checkpointer after it saved step 3, not only step 2.
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["step"] == 3
+    assert not [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("metric") == "kid"]
+    shutil.copy(random_inception, weights)
+    resume(run_dir)  # nothing left to train: the end-of-run evaluation is done again
+    kid = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("metric") == "kid"]
+    assert [r["checkpoint_step"] for r in kid] == [3] and kid[0]["n_generated"] == 12

@@ -145,8 +145,14 @@ def build_user_made_backbones(metrics: list[str], data_by_set: dict[str, DataCon
                               device: torch.device | str, shared: dict) -> None:
     """Before training: load each classifier the metrics will use into `shared` (as `score_sets`
     keys it), so a missing or unfit one stops the run at its start, not after hours of training.
-    Inception is left to its first use, which may fetch its weights."""
-    needed = {build_metric(name).backbone for name in metrics} & set(USER_MADE_BACKBONES)
+    Inception's weights are found (fetched to the torch cache when missing) for the same reason;
+    the network itself is loaded at first use."""
+    backbones = {build_metric(name).backbone for name in metrics}
+    if "inception" in backbones:
+        from gankit.metrics.inception import find_weights
+
+        find_weights(eval_cfg.inception_weights or None)
+    needed = backbones & set(USER_MADE_BACKBONES)
     for set_name, data in data_by_set.items():
         backbones = shared.setdefault(set_name, {}).setdefault("backbones", {})
         for name in sorted(needed):

@@ -34,6 +34,21 @@ class Hook:
         """Release files and bars; called by on_end, and by train() when the loop is left by an exception."""
 
 
+def end_all(hooks: list[Hook], run: Run) -> None:
+    """Every hook's `on_end` in order, each even after an earlier one failed; then the first
+    failure is raised. The checkpointer's final latest.pt must not hang on the evaluation before
+    it: an end-of-run evaluation that fails (a backbone out of memory, a full disk) would otherwise
+    lose every step since the last periodic checkpoint. Resuming the finished run evaluates again."""
+    failure: Exception | None = None
+    for hook in hooks:
+        try:
+            hook.on_end(run)
+        except Exception as exc:  # re-raised below, once the other hooks have ended
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 def _due(step: int, every: int) -> bool:
     return step % every == 0
 

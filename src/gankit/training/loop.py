@@ -37,7 +37,7 @@ from gankit.training.distributed import (
 from gankit.training.ema import EMA
 from gankit.training.eval_hook import Evaluator
 from gankit.training.guard import DivergenceGuard, DivergencePolicy, NonFinite
-from gankit.training.hooks import Checkpointer, Hook, Progress, SampleGrid, StatsLogger
+from gankit.training.hooks import Checkpointer, Hook, Progress, SampleGrid, StatsLogger, end_all
 from gankit.training.resuming import NOT_RESUMABLE, check_data_shape, check_same_run, keep_old_config
 from gankit.training.run import Run, build_run
 from gankit.training.stop import GracefulStop
@@ -124,8 +124,7 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
         for hook in hooks:
             hook.on_step(run)
 
-    for hook in hooks:
-        hook.on_end(run)
+    end_all(hooks, run)  # each hook ends even if one before it fails: the final checkpoint is always written
 
 
 def train(cfg: Config, run_dir: Path, resume_from: Path | None = None,
