@@ -147,12 +147,12 @@ def build_user_made_backbones(metrics: list[str], data_by_set: dict[str, DataCon
     keys it), so a missing or unfit one stops the run at its start, not after hours of training.
     Inception's weights are found (fetched to the torch cache when missing) for the same reason;
     the network itself is loaded at first use."""
-    backbones = {build_metric(name).backbone for name in metrics}
-    if "inception" in backbones:
+    used = {build_metric(name).backbone for name in metrics}
+    if "inception" in used:
         from gankit.metrics.inception import find_weights
 
         find_weights(eval_cfg.inception_weights or None)
-    needed = backbones & set(USER_MADE_BACKBONES)
+    needed = used & set(USER_MADE_BACKBONES)
     for set_name, data in data_by_set.items():
         backbones = shared.setdefault(set_name, {}).setdefault("backbones", {})
         for name in sorted(needed):

@@ -37,7 +37,7 @@ class Hook:
 def end_all(hooks: list[Hook], run: Run) -> None:
     """Every hook's `on_end` in order, each even after an earlier one failed; then the first
     failure is raised. The checkpointer's final latest.pt must not hang on the evaluation before
-    it: an end-of-run evaluation that fails (a backbone out of memory, a full disk) would otherwise
+    it: an end-of-run evaluation that fails (out of memory, its weights file removed) would otherwise
     lose every step since the last periodic checkpoint. Resuming the finished run evaluates again."""
     failure: Exception | None = None
     for hook in hooks:
