@@ -23,7 +23,8 @@ CPU = torch.device("cpu")
 
 def _two_forward_reference(cfg):
     """G's gradient after one step of the classic two-forward loop, written out by hand: the D phase
-    makes fakes without grad, and the G phase runs G again on the same z after D's update."""
+    makes fakes without grad, and the G phase runs G again on the same z after D's update (and on
+    new z for each further G update)."""
     run = build_run(cfg, None, CPU)  # the same seed: the same weights, data order and noise stream
     G, D, t = run.G.train(), run.D.train(), cfg.train
     prior = build_prior(cfg.model)
@@ -40,16 +41,23 @@ def _two_forward_reference(cfg):
             (d_loss / t.gradient_accumulation).backward()
             drawn.append((z, labels))
         run.opt_D.step()
-    run.opt_G.zero_grad(set_to_none=True)
     D.requires_grad_(False)
-    for z, labels in drawn:
-        (F.softplus(-D(G(z, labels), labels)).mean() / t.gradient_accumulation).backward()
-    return [p.grad.clone() for p in G.parameters()]
+    for g_step in range(t.generator_steps):
+        if g_step:  # a later G update: G steps, then draws new noise for the same real rows
+            run.opt_G.step()
+            drawn = [(prior.sample(len(z), run.noise, CPU), labels) for z, labels in drawn]
+        run.opt_G.zero_grad(set_to_none=True)
+        for z, labels in drawn:
+            (F.softplus(-D(G(z, labels), labels)).mean() / t.gradient_accumulation).backward()
+    return [p.grad.clone() for p in G.parameters()]  # of the last G update, before its step
 
 
 @pytest.mark.parametrize("preset, overrides", [
     # MLP G/D on points, with several D steps and accumulated batches per update.
     ("gan-ring8", ["train.batch_size=32", "model.width=32", "train.discriminator_steps=2",
+                   "train.gradient_accumulation=2"]),
+    # Two G updates per step (DCGAN-tensorflow's habit): the second on new fakes from new noise.
+    ("gan-ring8", ["train.batch_size=32", "model.width=32", "train.generator_steps=2",
                    "train.gradient_accumulation=2"]),
     # A conv DCGAN with its BatchNorm switched off: with BatchNorm, one forward fewer is one
     # running-statistics update fewer, which is meant to change the result.
@@ -62,8 +70,10 @@ def test_one_generator_forward_gives_the_two_forward_gradient(preset, overrides)
     calls = []
     run.G.register_forward_hook(lambda module, args, out: calls.append(len(out)))
     training_loop(run, [])
-    # Only the last D update's batches run G with a graph, and nothing runs G again for its update.
-    assert len(calls) == cfg.train.discriminator_steps * cfg.train.gradient_accumulation
+    # Only the last D update's batches run G with a graph, and nothing runs G again for its first
+    # update; each later G update runs it once per batch.
+    t = cfg.train
+    assert len(calls) == (t.discriminator_steps + t.generator_steps - 1) * t.gradient_accumulation
     loop_grads = [p.grad for p in run.G.parameters()]
     reference = _two_forward_reference(cfg)
     for ours, theirs in zip(loop_grads, reference, strict=True):

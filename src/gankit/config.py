@@ -144,6 +144,7 @@ class TrainConfig:
     batch_size: int = 64  # images (or points) per forward pass, over all processes (each takes its share)
     gradient_accumulation: int = 1  # batches whose gradients are summed per optimizer step
     discriminator_steps: int = 1  # D updates per G update (seed 001's -spd)
+    generator_steps: int = 1  # G updates per step, each on new fakes (DCGAN-tensorflow's code: 2)
     optimizer: str = "adam"  # adam | rmsprop
     lr_G: float = 2e-4  # generator learning rate
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
@@ -171,7 +172,7 @@ class TrainConfig:
     keep_checkpoints: int = 0  # newest step-XXXXXX.pt files kept; 0 = all (latest/best are always kept)
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps",
+        for key in ("steps", "batch_size", "gradient_accumulation", "discriminator_steps", "generator_steps",
                     "log_every", "sample_every", "checkpoint_every", "grid_samples"):
             _check(getattr(self, key) > 0, f"train.{key} must be positive, not {getattr(self, key)}.")
         _check(self.precision in ("fp32", "bf16", "fp16"),

@@ -106,6 +106,7 @@ from gankit.nets import (  # noqa: E402,F401
     cgan,
     cyclegan,
     dcgan,
+    dcgan_tf,
     maxout,
     mlp,
     pacgan,

@@ -1,13 +1,15 @@
 """The training loop: one function, with every feature plugged in as an object.
 
-A step is one generator update, preceded by `train.discriminator_steps` discriminator updates;
-each update sums the gradients of `train.gradient_accumulation` batches. Progress is counted in
-real images shown to D (`images_seen`, kimg), which survives a change of batch size.
+A step is `train.discriminator_steps` discriminator updates, then `train.generator_steps`
+generator updates (one each unless set); each update sums the gradients of
+`train.gradient_accumulation` batches. Progress is counted in real images shown to D
+(`images_seen`, kimg), which survives a change of batch size.
 
 The loop never calls G or the prior itself: the objective (the loss family) turns each real
 batch into a `Batch`. G runs forward once per batch of the last D update; D trains on those
-fakes detached, and G's update reuses them with their graph, as the plain PyTorch DCGAN loop
-does. Earlier D updates (train.discriminator_steps > 1) make their fakes without a graph.
+fakes detached, and G's first update reuses them with their graph, as the plain PyTorch DCGAN
+loop does. Earlier D updates (train.discriminator_steps > 1) make their fakes without a graph;
+later G updates make new ones.
 """
 
 from __future__ import annotations
@@ -105,18 +107,24 @@ def training_loop(run: Run, hooks: list[Hook]) -> None:
             engine.step(run.opt_D, "D")
             objective.after_discriminator_step(nets)
 
-        # Generator phase: G learns to make the updated D call the same fakes real.
+        # Generator phase: G learns to make the updated D call the same fakes real. A further G
+        # update (train.generator_steps > 1) remakes them with the updated G from new noise, on
+        # the same real rows (already at the phase's resolution, so no phase is passed again).
         nets.D.requires_grad_(False)
-        run.opt_G.zero_grad(set_to_none=True)
-        # One backward over every round's fakes: G's forwards were all made above, so under DDP
-        # G's gradient must be all-reduced once, by a single backward, not once per round.
-        with engine.round(nets.G, last=True):
-            rounds = [objective.generator(nets, batch.augmented(augment)) for batch in kept]
-            engine.backward(sum(sum(terms.values()) for terms in rounds) / cfg.gradient_accumulation, "G")
-        for terms in rounds:
-            run.meter.add(terms)
-        del kept, batch, rounds  # free G's graph before the hooks run
-        engine.step(run.opt_G, "G")
+        for g_step in range(cfg.generator_steps):
+            run.opt_G.zero_grad(set_to_none=True)
+            # One backward over every round's fakes: G's forwards were all made before it, so under
+            # DDP G's gradient must be all-reduced once, by a single backward, not once per round.
+            with engine.round(nets.G, last=True):
+                if g_step:
+                    kept = [objective.make_batch(nets, b.real, b.labels, run.noise) for b in kept]
+                rounds = [objective.generator(nets, batch.augmented(augment)) for batch in kept]
+                engine.backward(sum(sum(terms.values()) for terms in rounds) / cfg.gradient_accumulation, "G")
+            for terms in rounds:
+                run.meter.add(terms)
+            del rounds  # free G's graph before the next update or the hooks run
+            engine.step(run.opt_G, "G")
+        del kept, batch
         engine.sync_buffers()  # BatchNorm statistics: rank 0's on every rank, so EMA and checkpoints agree
         ema.update(run.G_ema, run.G, run.images_seen - images_before)  # half-life in logged images
 
