@@ -139,12 +139,12 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000  # generator updates in the whole run
+    steps: int = 2000  # training steps in the whole run (a step: D updates, then G updates)
     epochs: float = 0.0  # passes over the dataset (seed 000's --epochs); > 0 sets `steps` from the dataset's size
     batch_size: int = 64  # images (or points) per forward pass, over all processes (each takes its share)
     gradient_accumulation: int = 1  # batches whose gradients are summed per optimizer step
     discriminator_steps: int = 1  # D updates per G update (seed 001's -spd)
-    generator_steps: int = 1  # G updates per step, each on new fakes (DCGAN-tensorflow's code: 2)
+    generator_steps: int = 1  # G updates per step; later ones on new fakes (DCGAN-tensorflow's code: 2)
     optimizer: str = "adam"  # adam | rmsprop
     lr_G: float = 2e-4  # generator learning rate
     lr_D: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_G)
