@@ -149,3 +149,17 @@ def test_benchmark_reuses_a_finished_run_and_reruns_a_changed_config(tmp_path):
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["steps"] for r in records] == [2, 3] and records[0]["setting"] != records[1]["setting"]
     assert "| `gan-ring8` | 1 |" in changed.stdout and "| 3 | 2500 |" in changed.stdout
+
+
+def test_a_key_added_at_its_old_behaviour_keeps_the_recorded_runs_in_the_table():
+    """A new config key at the value that trains as before (train.generator_steps=1) leaves the
+    setting hash of every recorded run as it was; any other value is a new setting."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import mode_collapse
+
+    # The table's runs were recorded before the key existed, and still count.
+    records = [json.loads(line) for line in Path(mode_collapse.DEFAULT_RESULTS).read_text().splitlines()]
+    assert any(mode_collapse.setting(r["preset"], r["overrides"]) == r["setting"] for r in records[-3:])
+    for (section, key), neutral in mode_collapse.ADDED_KEYS.items():
+        assert mode_collapse.setting("gan-ring8", [f"{section}.{key}={neutral}"]) == mode_collapse.setting("gan-ring8", [])
+    assert mode_collapse.setting("gan-ring8", ["train.generator_steps=2"]) != mode_collapse.setting("gan-ring8", [])
