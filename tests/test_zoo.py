@@ -201,6 +201,14 @@ def test_pacgan_packs_samples_and_needs_a_multiple_of_the_pack():
         nets.D(torch.randn(4, 2))
 
 
+@pytest.mark.parametrize("inner, kernel", [("dcgan", 4), ("dcgan-tf", 5)])
+def test_pacgan_on_images_packs_channels_into_the_chosen_conv_nets(inner, kernel):
+    nets = build_nets(ModelConfig(name="pacgan", z_dim=8, width=8, pack=2, pack_inner=inner), (3, 28, 28))
+    first = next(m for m in nets.D.modules() if isinstance(m, torch.nn.Conv2d))
+    assert (first.in_channels, first.kernel_size) == (6, (kernel, kernel))  # a pack of 2 RGB images
+    assert nets.G(torch.randn(4, 8)).shape == (4, 3, 28, 28) and nets.D(torch.randn(4, 3, 28, 28)).shape == (2,)
+
+
 def test_sagan_attention_resolution_is_checked():
     with pytest.raises(GankitError, match="model.attention_resolution"):
         build_nets(ModelConfig(name="sagan", width=8, attention_resolution=64), (3, 64, 64))

@@ -83,6 +83,7 @@ class ModelConfig:
     batchnorm_D: bool | None = None  # BatchNorm in D; None = the architecture's paper choice
     init: str = "auto"  # weight init: auto (the architecture's paper init) | dcgan | orthogonal | kaiming
     pack: int = 2  # pacgan, maxout: samples D sees at once (PacGAN's m); 1 = a plain GAN's D
+    pack_inner: str = "dcgan"  # pacgan on images: the conv nets inside, dcgan | dcgan-tf (the authors' code)
     width_D: int = 0  # maxout: D hidden units, dcgan: D channels; 0 = model.width (PacGAN's toy D: 200, G: 400)
     depth_D: int = 0  # maxout: D hidden layers; 0 = model.depth (PacGAN's toy D: 3, G: 4)
     maxout_pieces: int = 5  # maxout: linear pieces each D unit takes the max of (Goodfellow 2013)
@@ -100,6 +101,8 @@ class ModelConfig:
                f"model.init must be auto, dcgan, orthogonal or kaiming, not '{self.init}'.")
         _check(self.max_width > 0, f"model.max_width must be positive, not {self.max_width}.")
         _check(self.pack >= 1, f"model.pack must be 1 or more, not {self.pack}.")
+        _check(self.pack_inner in ("dcgan", "dcgan-tf"),
+               f"model.pack_inner must be dcgan or dcgan-tf, not '{self.pack_inner}'.")
         for key in ("width_D", "depth_D"):
             _check(getattr(self, key) >= 0, f"model.{key} must be 0 (same as G) or more, not {getattr(self, key)}.")
         _check(self.input_scale_D > 0, f"model.input_scale_D must be positive, not {self.input_scale_D}.")

@@ -16,6 +16,7 @@ from torch import nn
 
 from gankit.nets import Nets, register_model
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nets.dcgan_tf import DCGANTFDiscriminator, DCGANTFGenerator
 from gankit.nets.layers import pack
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -29,13 +30,19 @@ class PackedDiscriminator(nn.Module):
         return self.inner(pack(x, self.m))  # (B / m,) logits
 
 
+# The conv nets of a PacGAN on images (`model.pack_inner`): gankit's DCGAN, or DCGAN-tensorflow's
+# layout, which the authors' Stacked MNIST code packs.
+IMAGE_NETS = {"dcgan": (DCGANGenerator, DCGANDiscriminator), "dcgan-tf": (DCGANTFGenerator, DCGANTFDiscriminator)}
+
+
 @register_model("pacgan")
 def build_pacgan(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
     m = cfg.pack
     if len(data_shape) == 3:
         channels, resolution, _ = data_shape
-        G: nn.Module = DCGANGenerator(cfg.z_dim, channels, resolution, cfg.width, cfg.batchnorm_G is not False)
-        inner: nn.Module = DCGANDiscriminator(m * channels, resolution, cfg.width, cfg.batchnorm_D is not False)
+        make_G, make_D = IMAGE_NETS[cfg.pack_inner]
+        G: nn.Module = make_G(cfg.z_dim, channels, resolution, cfg.width, cfg.batchnorm_G is not False)
+        inner: nn.Module = make_D(m * channels, resolution, cfg.width, cfg.batchnorm_D is not False)
     else:
         G = MLPGenerator(cfg.z_dim, data_shape, cfg.width, cfg.depth, bool(cfg.batchnorm_G))
         inner = MLPDiscriminator((m * math.prod(data_shape),), cfg.width, cfg.depth, bool(cfg.batchnorm_D),
