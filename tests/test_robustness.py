@@ -152,7 +152,8 @@ def test_every_resume_override_is_honoured_or_refused(key):
 
     honoured = {  # key -> where the resumed run reads it
         "train.steps": "loop", "train.batch_size": "loader", "train.gradient_accumulation": "loop",
-        "train.discriminator_steps": "loop", "train.generator_steps": "loop", "train.lr_G": "Run.restore", "train.lr_D": "Run.restore",
+        "train.discriminator_steps": "loop", "train.generator_steps": "loop",
+        "train.lr_G": "Run.restore", "train.lr_D": "Run.restore",
         "train.betas": "Run.restore", "train.ema_halflife_kimg": "loop EMA", "train.device": "pick_device",
         "train.channels_last": "build_run", "train.log_every": "hooks", "train.sample_every": "hooks",
         "train.checkpoint_every": "hooks", "train.grid_samples": "build_run", "train.augment": "loop",

@@ -45,7 +45,7 @@ class DCGANTFGenerator(nn.Module):
         self.project = nn.Linear(z_dim, width * 2 ** (STAGES - 1) * sides[0] ** 2)
         layers: list[nn.Module] = [batchnorm2d(self.start[0], batchnorm), nn.ReLU(True)]
         ch = self.start[0]
-        for side_in, side_out in zip(sides[:-2], sides[1:-1]):
+        for side_in, side_out in zip(sides[:-2], sides[1:-1], strict=True):
             layers += [_up(ch, ch // 2, side_in, side_out), batchnorm2d(ch // 2, batchnorm), nn.ReLU(True)]
             ch //= 2
         layers += [_up(ch, channels, sides[-2], sides[-1]), nn.Tanh()]
