@@ -156,7 +156,8 @@ def write_readme(text: str) -> None:
 
 # Config keys added after runs were recorded, each with the value that trains as before the key
 # existed: at that value a config hashes as it did then, so the runs recorded before stay in the table.
-ADDED_KEYS = {("train", "generator_steps"): 1, ("model", "pack_inner"): "dcgan"}
+ADDED_KEYS = {("train", "generator_steps"): 1, ("model", "pack_inner"): "dcgan",
+              ("model", "pixel_range"): [-1.0, 1.0]}
 
 
 def setting(preset: str, overrides: list[str]) -> str:

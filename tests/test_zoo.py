@@ -209,6 +209,39 @@ def test_pacgan_on_images_packs_channels_into_the_chosen_conv_nets(inner, kernel
     assert nets.G(torch.randn(4, 8)).shape == (4, 3, 28, 28) and nets.D(torch.randn(4, 3, 28, 28)).shape == (2,)
 
 
+def test_pixel_range_maps_what_d_sees_and_what_g_gives_and_nothing_else():
+    """model.pixel_range=[0, 1] (DCGAN-tensorflow's pixels / 255): D sees reals in [0, 1] and G's raw
+    tanh output unchanged; outside the nets G's samples are in [-1, 1] as everywhere in gankit.
+    Parameter names and weights are those of the default build, and the EMA copy keeps the map."""
+    import copy
+
+    torch.manual_seed(0)
+    plain = build_nets(ModelConfig(name="dcgan-tf", z_dim=8, width=8), (3, 28, 28))
+    torch.manual_seed(0)
+    unit = build_nets(ModelConfig(name="dcgan-tf", z_dim=8, width=8, pixel_range=[0.0, 1.0]), (3, 28, 28))
+    assert plain.G.state_dict().keys() == unit.G.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(plain.D.state_dict().values(), unit.D.state_dict().values(),
+                                                strict=True))
+    seen = []
+    unit.D.register_forward_pre_hook(lambda module, args: seen.append(args[0]))  # runs after the map
+    real = torch.rand(4, 3, 28, 28) * 2 - 1
+    unit.D(real)
+    assert torch.allclose(seen[0], (real + 1) / 2)
+    z = torch.randn(4, 8)
+    raw = plain.G(z)  # the same weights without the map: G's tanh output, what the authors' D saw
+    assert torch.allclose(unit.G(z), raw * 2 - 1, atol=1e-6)
+    assert torch.allclose(copy.deepcopy(unit.G)(z), raw * 2 - 1, atol=1e-6)
+    unit.D(unit.G(z))
+    assert torch.allclose(seen[-1], raw, atol=1e-6)  # D sees G's tanh output as it came
+
+
+@pytest.mark.parametrize("model, shape, classes", [("acgan", (1, 28, 28), 10), ("veegan", (2,), 0),
+                                                   ("cyclegan", (3, 32, 32), 2)])
+def test_pixel_range_refuses_nets_it_cannot_map_whole(model, shape, classes):
+    with pytest.raises(GankitError, match="model.pixel_range works with noise-to-image models"):
+        build_nets(ModelConfig(name=model, z_dim=4, width=8, depth=2, pixel_range=[0.0, 1.0]), shape, classes)
+
+
 def test_sagan_attention_resolution_is_checked():
     with pytest.raises(GankitError, match="model.attention_resolution"):
         build_nets(ModelConfig(name="sagan", width=8, attention_resolution=64), (3, 64, 64))
@@ -230,6 +263,8 @@ def test_submodules_share_their_side_of_the_training():
     ("train.augment_policy=[color,flip]", "train.augment_policy"),
     ("loss.clip=-1", "loss.clip"),
     ("model.pack=0", "model.pack"),
+    ("model.pixel_range=[1, 0]", "model.pixel_range"),
+    ("model.pixel_range=[0]", "model.pixel_range"),
 ])
 def test_bad_zoo_settings_are_one_sentence(override, fragment):
     with pytest.raises(GankitError) as info:

@@ -91,6 +91,8 @@ class ModelConfig:
     attention_resolution: int = 16  # sagan: side in pixels of the G and D feature maps given self-attention
     max_width: int = 512  # pggan: channel cap of the low-resolution blocks (width doubles per halving up to it)
     resnet_blocks: int = 0  # cyclegan: residual blocks in each G; 0 = the paper's (9 at 256 px and up, else 6)
+    # The pixel range G and D work in; gankit's data, samples and metrics stay in [-1, 1] (nets/__init__.py).
+    pixel_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])  # [0, 1]: DCGAN-tensorflow's pixels/255
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, not {self.z_dim}.")
@@ -109,6 +111,8 @@ class ModelConfig:
         _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be 1 or more, not {self.maxout_pieces}.")
         _check(self.attention_resolution >= 4,
                f"model.attention_resolution must be at least 4 pixels, not {self.attention_resolution}.")
+        _check(len(self.pixel_range) == 2 and self.pixel_range[0] < self.pixel_range[1],
+               f"model.pixel_range must be two numbers, low then high, such as [0, 1], not {self.pixel_range}.")
         _check(self.resnet_blocks >= 0, f"model.resnet_blocks must be 0 (automatic) or more, not {self.resnet_blocks}.")
 
 

@@ -17,7 +17,8 @@ Two optional D methods extend that contract, and the contract tests check both:
 A PacGAN D returns one logit per pack of `model.pack` samples, (B / pack,).
 
 `build_nets` applies the config's cross-cutting switches after the builder: the init scheme,
-then spectral norm (which wraps the initialised weight, so it must come second).
+then spectral norm (which wraps the initialised weight, so it must come second), then the pixel
+range the nets work in (`model.pixel_range`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,34 @@ def build_nets(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> Nets:
         apply_spectral_norm(nets.G)
     if cfg.spectral_norm_D:
         apply_spectral_norm(nets.D, embeddings=True)
+    if list(cfg.pixel_range) != [-1.0, 1.0]:
+        work_in_range(nets, cfg.name, *cfg.pixel_range)
     return nets
+
+
+def work_in_range(nets: Nets, model: str, low: float, high: float) -> None:
+    """G and D work in pixels of [low, high]; everything outside them (data, samples, metrics) stays in [-1, 1].
+
+    DCGAN-tensorflow feeds D pixels / 255 in [0, 1] beside a tanh G in [-1, 1], and PacGAN's Stacked
+    MNIST rows were made with that code: G's background is then tanh's midpoint, not its
+    saturated end, which changes how the game starts (README, mode-collapse table). D's input is
+    mapped from [-1, 1] to [low, high] and G's output back, so D sees exactly what the authors'
+    D saw. Hooks rather than wrappers keep parameter names (checkpoints) and the nets' own
+    methods; the EMA copy of G keeps the hook. Penalties take gradients in [-1, 1] pixels.
+    """
+    if is_translator(model) or hasattr(nets.D, "logits_and_classes") or getattr(nets.D, "needs_z", False):
+        raise GankitError(f"model.pixel_range works with noise-to-image models whose D takes only images, not "
+                          f"{model}; leave it at [-1, 1].")
+    half = (high - low) / 2
+
+    def to_nets(module, args):
+        return (low + (args[0] + 1) * half, *args[1:])
+
+    def from_nets(module, args, out):
+        return (out - low) / half - 1
+
+    nets.D.register_forward_pre_hook(to_nets)
+    nets.G.register_forward_hook(from_nets)
 
 
 def require_classes(model: str, num_classes: int) -> None:
