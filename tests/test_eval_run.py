@@ -166,3 +166,29 @@ def test_a_failed_end_of_run_evaluation_still_saves_the_last_step_and_resume_eva
     resume(run_dir)  # nothing left to train: the end-of-run evaluation is done again
     kid = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("metric") == "kid"]
     assert [r["checkpoint_step"] for r in kid] == [3] and kid[0]["n_generated"] == 12
+
+
+def test_a_failed_periodic_evaluation_saves_its_step_and_the_resumed_run_makes_it(tmp_path, random_inception, capsys):
+    weights = tmp_path / "inception.pth"
+    shutil.copy(random_inception, weights)
+    cfg = config_lib.resolve("dcgan-mnist", [
+        "train.steps=4", "train.batch_size=8", "model.width=8", "train.log_every=1", "train.sample_every=1000",
+        "train.checkpoint_every=1000", "eval.metrics=[kid]", "eval.num_samples=12", "eval.every_kimg=0.016",
+        "eval.reference_split=test", f"eval.inception_weights={weights}", f"eval.cache_dir={tmp_path / 'cache'}"])
+    run_dir = tmp_path / "run"
+    run = build_run(cfg, run_dir, torch.device("cpu"))
+    hooks = default_hooks(run)
+    with pytest.raises(GankitError, match="no Inception weights at"):
+        training_loop(run, [DeleteAtStep(weights, 2), *hooks])  # the evaluation due at step 2 (16 images) fails
+    # No periodic checkpoint was due (every 1,000 steps), yet step 2 is kept, and the failure is on record.
+    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    assert saved["step"] == 2 and saved["images_seen"] == 16
+    failed = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("event") == "evaluation_failed"]
+    assert [r["checkpoint_step"] for r in failed] == [2] and "no Inception weights at" in failed[0]["error"]
+    assert "checkpoints/latest.pt holds that step" in capsys.readouterr().err
+    shutil.copy(random_inception, weights)
+    resume(run_dir)
+    # The missed evaluation is made after the first resumed step (3); step 4's is the next one due (32 images).
+    kid = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("metric") == "kid"]
+    assert [r["checkpoint_step"] for r in kid] == [3, 4]
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4

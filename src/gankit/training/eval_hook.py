@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.checkpoint import save_checkpoint
+from gankit.training.guard import NonFinite, check_finite
 from gankit.training.hooks import Hook, open_writer, release_writer
 from gankit.utils import append_jsonl, atomic_write, read_jsonl
 
@@ -138,12 +139,35 @@ class Evaluator(Hook):
                 if r.get("source") == "training" and r.get("metric") == name and r["checkpoint_step"] <= step:
                     detector.update(r["checkpoint_step"], r["kimg"], r["value"])
         self.collapse_recorded = any(r.get("event") == "collapse" for r in records)
+        failed = [r["checkpoint_step"] for r in records if r.get("event") == "evaluation_failed"]
+        scored = {r["checkpoint_step"] for r in records if r.get("source") == "training" and "metric" in r}
+        if failed and failed[-1] == step and step not in scored:
+            self.done_ticks -= 1  # the evaluation that ended the run is made after the resumed run's first step
 
     def on_step(self, run: Run) -> None:
         ticks = self._ticks(run.images_seen)
         if self.metrics and ticks > self.done_ticks:
+            try:
+                self.evaluate(run)
+            except NonFinite:
+                raise  # the divergence guard's business: it rolls back or stops, and writes no checkpoint
+            except Exception as exc:
+                self._keep_step(run, exc)
+                raise
             self.done_ticks = ticks
-            self.evaluate(run)
+
+    def _keep_step(self, run: Run, exc: Exception) -> None:
+        """The step itself finished before its evaluation failed (out of memory, a weights file
+        removed, a disk gone): latest.pt gets it, so that fixing the cause costs no training, even
+        when the last periodic checkpoint is hours old. metrics.jsonl records the failure, and the
+        resumed run makes the missed evaluation after its first step."""
+        save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", run.checkpoint())
+        append_jsonl(self.run_dir / "metrics.jsonl", {
+            "event": "evaluation_failed", "checkpoint_step": run.step, "kimg": run.images_seen / 1000,
+            "error": f"{type(exc).__name__}: {exc}"})
+        print(f"the evaluation at step {run.step} failed; checkpoints/latest.pt holds that step: once the "
+              f"cause is fixed, `gankit train --resume {self.run_dir}` evaluates and trains on.",
+              file=sys.stderr, flush=True)
 
     def on_end(self, run: Run) -> None:
         # A run stopped by a signal saves and leaves: an evaluation could outlast the scheduler's grace time.
@@ -164,7 +188,6 @@ class Evaluator(Hook):
     def evaluate(self, run: Run) -> list[dict]:
         from gankit.metrics.evaluate import score_sets
         from gankit.metrics.plot import plot_metrics
-        from gankit.training.guard import check_finite
 
         check_finite(run)  # a diverged G is the guard's business, not a metric's error
         cfg = run.cfg.eval
